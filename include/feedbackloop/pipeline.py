@@ -1,0 +1,342 @@
+"""The retraining pipeline's stages as plain functions (one per Airflow task).
+
+Each stage reads its inputs from staging under the run prefix, calls the domain functions,
+writes its artifacts under the same prefix and returns a small JSON-safe summary (what goes
+to XCom). The artifact names below are the layout contract between stages; re-running a
+stage for the same run overwrites the same keys with identical bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from feedbackloop.staging import Staging, read_parquet, write_parquet
+
+log = logging.getLogger(__name__)
+
+RAW = "feedback_raw.parquet"
+VALID = "feedback_valid.parquet"
+QUARANTINE = "quarantine.parquet"
+GX_RESULT = "gx_validation.json"
+VALIDATION_SUMMARY = "validation_summary.json"
+REWARDS = "rewards.parquet"
+TRAIN_JSONL = "train.jsonl"
+VALIDATION_JSONL = "validation.jsonl"
+PREFERENCE_JSONL = "preference.jsonl"
+TRAIN_FRAME = "train.parquet"
+VALIDATION_FRAME = "validation.parquet"
+DATASET_STATS = "dataset_stats.json"
+MODEL_ARTIFACT = "model.joblib"
+MODEL_SPEC = "model_spec.json"
+EVAL_CHALLENGER = "eval_challenger.json"
+EVAL_CHAMPION = "eval_champion.json"
+REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Identifies one pipeline run; every artifact key starts with :attr:`prefix`."""
+
+    dag_id: str
+    run_id: str
+    start: datetime
+    end: datetime
+
+    @property
+    def prefix(self) -> str:
+        from feedbackloop.staging import run_key
+
+        return f"{self.dag_id}/{run_key(self.run_id)}"
+
+    def key(self, artifact: str) -> str:
+        return f"{self.prefix}/{artifact}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            "data_interval_start": self.start.isoformat(),
+            "data_interval_end": self.end.isoformat(),
+        }
+
+
+def _put_json(staging: Staging, key: str, payload: Any) -> str:
+    data = json.dumps(payload, sort_keys=True, indent=2, ensure_ascii=False, default=str).encode() + b"\n"
+    return staging.put_bytes(key, data)
+
+
+def _get_json(staging: Staging, key: str) -> Any:
+    return json.loads(staging.get_bytes(key))
+
+
+# ---------------------------------------------------------------------------- extract
+
+
+def extract(conn: Any, staging: Staging, run: RunContext) -> dict[str, Any]:
+    """Stream the run's feedback interval from the feedback DB into staged Parquet."""
+    from feedbackloop.extract import extract_feedback
+
+    summary = extract_feedback(conn, staging, run.key(RAW), run.start, run.end)
+    log.info("extracted %d feedback rows for [%s, %s) to %s", summary.rows, run.start, run.end, summary.uri)
+    return {"uri": summary.uri, "rows": summary.rows, "bytes": summary.bytes}
+
+
+# --------------------------------------------------------------------------- validate
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    max_quarantine_share: float = 0.05
+    min_rows: int = 1
+    max_category_share: float = 0.8
+
+
+def validate(staging: Staging, run: RunContext, settings: ValidationSettings = ValidationSettings()) -> dict[str, Any]:
+    """Run the data-quality gate; stage valid rows, quarantine and the GX result.
+
+    Artifacts are staged before a failing verdict raises, so the evidence of a failed run
+    is always there to inspect.
+    """
+    from feedbackloop.quality import validate_feedback
+
+    raw = read_parquet(staging, run.key(RAW))
+    result = validate_feedback(
+        raw,
+        run.start,
+        run.end,
+        max_quarantine_share=settings.max_quarantine_share,
+        min_rows=settings.min_rows,
+        max_category_share=settings.max_category_share,
+    )
+    write_parquet(staging, run.key(VALID), result.valid)
+    write_parquet(staging, run.key(QUARANTINE), result.quarantine)
+    _put_json(staging, run.key(GX_RESULT), result.gx_result)
+    summary = dict(result.summary)
+    summary["uri"] = staging.uri(run.key(VALID))
+    summary["quarantine_uri"] = staging.uri(run.key(QUARANTINE))
+    _put_json(staging, run.key(VALIDATION_SUMMARY), summary)
+    result.check()
+    return summary
+
+
+# ---------------------------------------------------------------------------- rewards
+
+
+def rewards(staging: Staging, run: RunContext, weights: dict[str, float] | None = None) -> dict[str, Any]:
+    """Compute the brief's multi-objective reward for every valid feedback record."""
+    import pyarrow as pa
+
+    from feedbackloop.rewards import RewardWeights, compute_rewards
+
+    valid = read_parquet(staging, run.key(VALID)).to_pandas()
+    w = RewardWeights(**weights) if weights else RewardWeights()
+    scored = compute_rewards(valid, w)
+    uri = write_parquet(staging, run.key(REWARDS), pa.Table.from_pandas(scored, preserve_index=False))
+    n = len(scored)
+    summary = {
+        "uri": uri,
+        "rows": n,
+        "weights": asdict(w),
+        "mean_reward": round(float(scored["reward"].mean()), 6) if n else None,
+        "corrected_share": round(float((scored["label_category"] != scored["predicted_category"]).mean()), 6)
+        if n
+        else None,
+    }
+    for comp in ("classification", "actions", "calibration", "engagement"):
+        col = f"reward_{comp}"
+        summary[f"mean_{col}"] = round(float(scored[col].mean()), 6) if n else None
+    return summary
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def datasets(staging: Staging, run: RunContext, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the supervised and preference training sets (PII-redacted, golden-guarded)."""
+    import pyarrow as pa
+
+    from feedbackloop.datasets import DatasetConfig, build_training_sets
+    from feedbackloop.golden import default_taxonomy, load_golden_set
+
+    scored = read_parquet(staging, run.key(REWARDS)).to_pandas()
+    sets = build_training_sets(scored, load_golden_set(), default_taxonomy(), DatasetConfig(**(config or {})))
+    uris = {
+        "train_jsonl": staging.put_bytes(run.key(TRAIN_JSONL), sets.train_jsonl),
+        "validation_jsonl": staging.put_bytes(run.key(VALIDATION_JSONL), sets.validation_jsonl),
+        "preference_jsonl": staging.put_bytes(run.key(PREFERENCE_JSONL), sets.preference_jsonl),
+        "train": write_parquet(staging, run.key(TRAIN_FRAME), pa.Table.from_pandas(sets.train, preserve_index=False)),
+        "validation": write_parquet(
+            staging, run.key(VALIDATION_FRAME), pa.Table.from_pandas(sets.validation, preserve_index=False)
+        ),
+    }
+    stats = dict(sets.stats)
+    stats["uris"] = uris
+    _put_json(staging, run.key(DATASET_STATS), stats)
+    return {
+        "uris": uris,
+        "train_rows": len(sets.train),
+        "validation_rows": len(sets.validation),
+        "preference_pairs": sets.preference_jsonl.count(b"\n"),
+        "excluded": stats.get("excluded", {}),
+    }
+
+
+# ------------------------------------------------------------------------------ train
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    trainer: str = "local"
+    base_model: str = "tfidf-logreg"
+    include_seed_corpus: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def train(staging: Staging, run: RunContext, settings: TrainSettings = TrainSettings()) -> dict[str, Any]:
+    """Train the challenger. The embedded default is the offline scikit-learn backend."""
+    import pandas as pd
+
+    from feedbackloop.golden import default_taxonomy
+
+    if settings.trainer != "local":
+        raise ValueError(
+            f"trainer {settings.trainer!r} is not available in this build; use 'local' "
+            "(OpenAI fine-tuning and few-shot optimisation are separate backends)"
+        )
+    from feedbackloop.models.local import LocalTrainer, seed_corpus_frame
+
+    cols = ["text", "category", "actions", "weight"]
+    feedback_train = read_parquet(staging, run.key(TRAIN_FRAME)).to_pandas()
+    validation = read_parquet(staging, run.key(VALIDATION_FRAME)).to_pandas()
+    frames = [feedback_train[cols]]
+    if settings.include_seed_corpus:
+        frames.insert(0, seed_corpus_frame()[cols])
+    train_df = pd.concat(frames, ignore_index=True)
+    version_id = f"{run.dag_id}-{run.prefix.rsplit('/', 1)[-1]}"
+    spec_base = {
+        "version_id": version_id,
+        "base_model": settings.base_model,
+        "artifact_uri": staging.uri(run.key(MODEL_ARTIFACT)),
+        "provenance": {
+            **run.to_dict(),
+            "train_uri": staging.uri(run.key(TRAIN_FRAME)),
+            "train_rows_feedback": len(feedback_train),
+            "train_rows_total": len(train_df),
+            "seed_corpus": settings.include_seed_corpus,
+        },
+    }
+    trained = LocalTrainer(default_taxonomy()).train(train_df, validation, spec_base)
+    staging.put_bytes(run.key(MODEL_ARTIFACT), trained.artifact)
+    spec = trained.spec.to_dict()
+    _put_json(staging, run.key(MODEL_SPEC), spec)
+    return {"version_id": spec["version_id"], "spec_uri": staging.uri(run.key(MODEL_SPEC)), "train_rows": len(train_df)}
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def _classifier_for(staging: Staging, spec: dict[str, Any]):  # noqa: ANN202
+    from feedbackloop.golden import default_taxonomy
+    from feedbackloop.models.base import ModelSpec
+    from feedbackloop.models.local import LocalClassifier
+    from feedbackloop.staging import key_from_uri, open_staging
+
+    model_spec = ModelSpec.from_dict(spec)
+    if model_spec.backend != "local":
+        raise ValueError(f"backend {model_spec.backend!r} cannot be evaluated in this build")
+    uri = model_spec.artifact_uri or ""
+    try:
+        data = staging.get_bytes(key_from_uri(staging, uri))
+    except ValueError:
+        data = open_staging(uri.rsplit("/", 1)[0]).get_bytes(uri.rsplit("/", 1)[1])
+    return LocalClassifier.from_bytes(data, default_taxonomy())
+
+
+def evaluate_spec(staging: Staging, spec: dict[str, Any]) -> dict[str, Any]:
+    """Classify the golden set with a model spec and compute every golden-set metric."""
+    from feedbackloop.evaluation import evaluate
+    from feedbackloop.golden import default_taxonomy, load_golden_set
+    from feedbackloop.models.base import EmailInput
+
+    golden = load_golden_set()
+    classifier = _classifier_for(staging, spec)
+    inputs = [EmailInput(email_id=g.id, sender=g.sender, subject=g.subject, body=g.body) for g in golden]
+    predictions = classifier.classify(inputs)
+    return evaluate(golden, predictions, default_taxonomy()).to_dict()
+
+
+def evaluate_golden(staging: Staging, run: RunContext, champion_spec: dict[str, Any] | None) -> dict[str, Any]:
+    """Evaluate the challenger, and the current champion on the same emails when there is one."""
+    spec = _get_json(staging, run.key(MODEL_SPEC))
+    challenger = evaluate_spec(staging, spec)
+    _put_json(staging, run.key(EVAL_CHALLENGER), challenger)
+    summary: dict[str, Any] = {
+        "version_id": spec["version_id"],
+        "accuracy": challenger["accuracy"],
+        "critical_accuracy": challenger["critical_accuracy"],
+        "eval_uri": staging.uri(run.key(EVAL_CHALLENGER)),
+        "champion_version_id": None,
+    }
+    if champion_spec is not None:
+        champion = evaluate_spec(staging, champion_spec)
+        _put_json(staging, run.key(EVAL_CHAMPION), champion)
+        summary["champion_version_id"] = champion_spec["version_id"]
+        summary["champion_accuracy"] = champion["accuracy"]
+    return summary
+
+
+# ------------------------------------------------------------------------------- gate
+
+
+def gate(conn: Any, staging: Staging, run: RunContext, thresholds: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Apply the release gate, stage report.json / report.html and record the decision.
+
+    The decision is written to ``ml.model_versions`` and ``ml.golden_runs`` whatever the
+    verdict; a failing verdict then raises :class:`feedbackloop.gate.GateFailed`.
+    """
+    from feedbackloop import registry
+    from feedbackloop.gate import GateThresholds
+    from feedbackloop.gate import gate as decide
+    from feedbackloop.golden import load_golden_set
+    from feedbackloop.report import render_report_html, render_report_json
+
+    spec = _get_json(staging, run.key(MODEL_SPEC))
+    challenger = _get_json(staging, run.key(EVAL_CHALLENGER))
+    champion = _get_json(staging, run.key(EVAL_CHAMPION)) if staging.exists(run.key(EVAL_CHAMPION)) else None
+    limits = GateThresholds(**(thresholds or {}))
+    decision = decide(challenger, limits, champion=champion)
+    context = {**run.to_dict(), "version_id": spec["version_id"], "golden_emails": len(load_golden_set())}
+    report_uri = staging.put_bytes(run.key(REPORT_JSON), render_report_json(challenger, decision, context, champion))
+    html_uri = staging.put_bytes(
+        run.key(REPORT_HTML), render_report_html(challenger, decision, context, champion).encode("utf-8")
+    )
+    registry.record_gate(conn, spec, run.to_dict(), decision, challenger, report_uri)
+    summary = {
+        "version_id": spec["version_id"],
+        "passed": decision.passed,
+        "reasons": list(decision.reasons),
+        "accuracy": challenger["accuracy"],
+        "critical_accuracy": challenger["critical_accuracy"],
+        "report_uri": report_uri,
+        "report_html_uri": html_uri,
+    }
+    decision.raise_for_verdict()
+    return summary
+
+
+# ----------------------------------------------------------------------------- deploy
+
+
+def deploy(conn: Any, staging: Staging, run: RunContext, traffic_share: float = 0.05) -> dict[str, Any]:
+    """Point the ``challenger`` alias at this run's model with a canary traffic share."""
+    from feedbackloop import registry
+
+    spec = _get_json(staging, run.key(MODEL_SPEC))
+    return registry.deploy_challenger(
+        conn, spec["version_id"], traffic_share, updated_by=f"{run.dag_id}/{run.run_id}", reason="passed golden-set gate"
+    )

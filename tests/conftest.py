@@ -1,0 +1,67 @@
+"""Shared fixtures: an embedded PostgreSQL on 127.0.0.1 for the whole session, and a fresh
+database per test with the app tables and the ``ml`` migrations applied."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Airflow reads its configuration when first imported: point it at a private, throw-away
+# home (SQLite metadata) before any test module imports it, so tests never touch a
+# developer's .airflow/ and never need a scheduler.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="feedbackloop-airflow-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(_AIRFLOW_HOME / "logs"),
+        "GX_ANALYTICS_ENABLED": "false",
+    }
+)
+os.environ.pop("FEEDBACKLOOP_STAGING_URI", None)
+for _p in (ROOT / "plugins", ROOT / "dags"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory):
+    """One embedded PostgreSQL for the test session (or the one named by FEEDBACKLOOP_TEST_PG_DSN)."""
+    from feedbackloop import embedded_pg
+
+    pgdata = tmp_path_factory.mktemp("pg") / "data"
+    server = embedded_pg.start(pgdata, port=int(os.environ.get("FEEDBACKLOOP_TEST_PG_PORT", "0")) or 55432)
+    yield server
+    embedded_pg.stop(pgdata)
+
+
+@pytest.fixture
+def pg_dsn(pg_server) -> Iterator[str]:
+    """DSN of a fresh database with app tables and ml migrations, dropped after the test."""
+    import psycopg
+
+    from feedbackloop import db
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = pg_server.dsn()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = pg_server.dsn(name)
+    with psycopg.connect(dsn) as conn:
+        db.create_app_tables(conn)
+        db.migrate(conn)
+    yield dsn
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
