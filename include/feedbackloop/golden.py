@@ -164,6 +164,11 @@ def parse_taxonomy(data: Any, path: Path | str = "taxonomy.yaml") -> Taxonomy:
             raise GoldenSetError(path, None, f"actions[{i}]", "must be a mapping with id and description")
         action_ids.append(_require(a, "id", str, path, None, f"actions[{i}]."))
         _require(a, "description", str, path, None, f"actions[{i}].")
+        extra = sorted(set(a) - {"id", "description"})
+        if extra:
+            raise GoldenSetError(
+                path, None, f"actions[{i}].{extra[0]}", "is not a known key (a comma in an unquoted description?)"
+            )
     actions = _str_list(action_ids, path, None, "actions")
     categories: list[Category] = []
     seen: set[str] = set()
@@ -172,6 +177,9 @@ def parse_taxonomy(data: Any, path: Path | str = "taxonomy.yaml") -> Taxonomy:
         if not isinstance(c, dict):
             raise GoldenSetError(path, None, f"categories[{i}]", "must be a mapping")
         cid = _require(c, "id", str, path, None, ctx)
+        extra = sorted(set(c) - {"id", "name", "type", "priority", "description", "actions"})
+        if extra:
+            raise GoldenSetError(path, None, f"{ctx}{extra[0]}", "is not a known key")
         if cid in seen:
             raise GoldenSetError(path, None, f"{ctx}id", f"duplicate category id {cid!r}")
         seen.add(cid)

@@ -172,6 +172,8 @@ def test_action_not_allowed_for_category_is_rejected(tmp_path, taxonomy, emails)
         pytest.param(lambda t: t.replace("    type: ads\n", "    type: spam\n", 1),
                      "must be 'mail' or 'ads', got 'spam'", id="bad-type"),
         pytest.param(lambda t: t + "\n  - : [\n", "is not valid YAML", id="broken-yaml"),
+        pytest.param(lambda t: t.replace('"Accept, decline or answer an invitation."', "Accept, decline or answer"),
+                     "field 'actions[14].decline or answer': is not a known key", id="unquoted-comma"),
     ],
 )
 def test_corrupted_taxonomy_is_rejected(tmp_path, edit, expected):
