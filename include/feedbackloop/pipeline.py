@@ -165,18 +165,12 @@ def datasets(staging: Staging, run: RunContext, config: dict[str, Any] | None = 
 
     scored = read_parquet(staging, run.key(REWARDS)).to_pandas()
     sets = build_training_sets(scored, load_golden_set(), default_taxonomy(), DatasetConfig(**(config or {})))
-    uris = {
-        "train_jsonl": staging.put_bytes(run.key(TRAIN_JSONL), sets.train_jsonl),
-        "validation_jsonl": staging.put_bytes(run.key(VALIDATION_JSONL), sets.validation_jsonl),
-        "preference_jsonl": staging.put_bytes(run.key(PREFERENCE_JSONL), sets.preference_jsonl),
-        "train": write_parquet(staging, run.key(TRAIN_FRAME), pa.Table.from_pandas(sets.train, preserve_index=False)),
-        "validation": write_parquet(
-            staging, run.key(VALIDATION_FRAME), pa.Table.from_pandas(sets.validation, preserve_index=False)
-        ),
-    }
+    uris = {name: staging.put_bytes(run.key(name), data) for name, data in sorted(sets.artifacts().items())}
+    uris["train"] = write_parquet(staging, run.key(TRAIN_FRAME), pa.Table.from_pandas(sets.train, preserve_index=False))
+    uris["validation"] = write_parquet(
+        staging, run.key(VALIDATION_FRAME), pa.Table.from_pandas(sets.validation, preserve_index=False)
+    )
     stats = dict(sets.stats)
-    stats["uris"] = uris
-    _put_json(staging, run.key(DATASET_STATS), stats)
     return {
         "uris": uris,
         "train_rows": len(sets.train),
