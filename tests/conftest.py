@@ -42,7 +42,8 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory):
     from feedbackloop import embedded_pg
 
     pgdata = tmp_path_factory.mktemp("pg") / "data"
-    server = embedded_pg.start(pgdata, port=int(os.environ.get("FEEDBACKLOOP_TEST_PG_PORT", "0")) or 55432)
+    # Any free port: parallel test sessions on one machine must not collide.
+    server = embedded_pg.start(pgdata, port=int(os.environ.get("FEEDBACKLOOP_TEST_PG_PORT", "0")))
     yield server
     embedded_pg.stop(pgdata)
 

@@ -45,7 +45,7 @@ def _server(pgdata: Path):  # noqa: ANN202 - third-party type
 
 
 def _free_port(preferred: int) -> int:
-    for port in [preferred, 0]:
+    for port in dict.fromkeys([preferred, 0]):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
@@ -84,7 +84,8 @@ def start(pgdata: Path | str, port: int | None = None, timeout: float = 30.0) ->
     pgdata.mkdir(exist_ok=True)
     server = _server(pgdata)
     server.ensure_pgdata_inited()  # initdb as the unprivileged 'pgserver' user when root
-    chosen = _free_port(port or int(os.environ.get("FEEDBACKLOOP_PG_PORT", DEFAULT_PORT)))
+    # port=None: the configured/default port (or a free one if taken); port=0: any free port.
+    chosen = _free_port(int(os.environ.get("FEEDBACKLOOP_PG_PORT", DEFAULT_PORT)) if port is None else port)
     options = f"-c listen_addresses=127.0.0.1 -c port={chosen} -c unix_socket_directories='' -c fsync=off"
     pgexec(
         "pg_ctl",

@@ -5,6 +5,7 @@
 -- One row per (prediction, category correction): a prediction with feedback is a row; a
 -- correction submitted twice by a buggy client yields two rows with the same feedback_id,
 -- which validation quarantines as duplicate_feedback_id (the first one is kept).
+-- correction_id / action_feedback_id are exposed for a total, stable extraction order.
 -- feedback_at is when the user gave the feedback: the correction's time, else the action
 -- feedback's time. Extraction filters on it with a half-open interval [start, end).
 CREATE SCHEMA IF NOT EXISTS ml;
@@ -34,7 +35,8 @@ SELECT
         WHERE ev.prediction_id = p.prediction_id AND ev.event_type = 'action_taken'
     )                                                 AS user_took_action,
     COALESCE(c.created_at, af.created_at)             AS feedback_at,
-    c.correction_id                                   AS correction_id
+    c.correction_id                                   AS correction_id,
+    af.action_feedback_id                             AS action_feedback_id
 FROM app.predictions p
 LEFT JOIN app.category_corrections c ON c.prediction_id = p.prediction_id
 LEFT JOIN app.action_feedback af ON af.prediction_id = p.prediction_id
