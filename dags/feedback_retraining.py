@@ -65,7 +65,11 @@ STAGES = {
     },
     params={
         "trainer": Param("local", enum=["local", "openai", "fewshot"], description="Training backend."),
-        "base_model": Param("tfidf-logreg", type="string", minLength=1, description="Base model of the backend."),
+        "base_model": Param(None, type=["null", "string"],
+                            description="Base model; empty = the backend's default (e.g. gpt-4o-mini for openai)."),
+        "finetune_method": Param("supervised", enum=["supervised", "dpo"],
+                                 description="OpenAI fine-tuning method: chat examples or preference pairs."),
+        "max_cost_usd": Param(25.0, type="number", minimum=0, description="Cost guard for a fine-tuning job."),
         "min_examples": Param(10, type="integer", minimum=10, maximum=1_000_000,
                               description="Fewest training examples accepted (OpenAI requires 10)."),
         "max_quarantine_share": Param(0.05, type="number", minimum=0, maximum=1,
@@ -94,7 +98,11 @@ def feedback_retraining():
     rewards = ComputeRewardsOperator(task_id=STAGES["rewards"])
     datasets = BuildTrainingSetsOperator(task_id=STAGES["datasets"], min_examples="{{ params.min_examples }}")
     train = TrainChallengerOperator(
-        task_id=STAGES["train"], trainer="{{ params.trainer }}", base_model="{{ params.base_model }}"
+        task_id=STAGES["train"],
+        trainer="{{ params.trainer }}",
+        base_model="{{ params.base_model }}",
+        method="{{ params.finetune_method }}",
+        max_cost_usd="{{ params.max_cost_usd }}",
     )
     evaluate = EvaluateGoldenSetOperator(task_id=STAGES["evaluate"])
     gate = GoldenGateOperator(

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from feedbackloop.staging import Staging, read_parquet, write_parquet
+from feedbackloop.staging import Staging, read_json, read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,11 @@ REWARDS = "rewards.parquet"
 TRAIN_JSONL = "train.jsonl"
 VALIDATION_JSONL = "validation.jsonl"
 PREFERENCE_JSONL = "preference.jsonl"
+PREFERENCE_VALIDATION_JSONL = "preference_validation.jsonl"
 TRAIN_FRAME = "train.parquet"
 VALIDATION_FRAME = "validation.parquet"
 DATASET_STATS = "dataset_stats.json"
-MODEL_ARTIFACT = "model.joblib"
+MODEL_ARTIFACT = "model.bin"  # zlib-compressed pickle of the scikit-learn pipeline
 MODEL_SPEC = "model_spec.json"
 EVAL_CHALLENGER = "eval_challenger.json"
 EVAL_CHAMPION = "eval_champion.json"
@@ -70,8 +71,7 @@ def _put_json(staging: Staging, key: str, payload: Any) -> str:
     return staging.put_bytes(key, data)
 
 
-def _get_json(staging: Staging, key: str) -> Any:
-    return json.loads(staging.get_bytes(key))
+_get_json = read_json
 
 
 # ---------------------------------------------------------------------------- extract
@@ -182,92 +182,183 @@ def datasets(staging: Staging, run: RunContext, config: dict[str, Any] | None = 
 
 # ------------------------------------------------------------------------------ train
 
+TRAINERS = ("local", "fewshot", "openai")
+
 
 @dataclass(frozen=True)
 class TrainSettings:
+    """How the challenger is trained.
+
+    Attributes:
+        trainer: ``local`` (scikit-learn, offline, the embedded default), ``fewshot``
+            (exemplar prompt for any OpenAI-compatible chat model) or ``openai``
+            (fine-tuning; run by the deferrable operator, see ``openai_request``).
+        base_model: the backend's base model; None takes the backend's default.
+        include_seed_corpus: train the local model on the seed corpus plus the feedback.
+        method: OpenAI fine-tuning method, ``supervised`` or ``dpo``.
+        max_cost_usd: the fine-tuning cost guard.
+    """
+
     trainer: str = "local"
-    base_model: str = "tfidf-logreg"
+    base_model: str | None = None
     include_seed_corpus: bool = True
+    method: str = "supervised"
+    max_cost_usd: float = 25.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.trainer not in TRAINERS:
+            raise ValueError(f"unknown trainer {self.trainer!r}: choose one of {', '.join(TRAINERS)}")
+        if self.method not in ("supervised", "dpo"):
+            raise ValueError(f"unknown fine-tuning method {self.method!r}: choose supervised or dpo")
+
+
+def version_id(run: RunContext) -> str:
+    """The model version a run produces: stable across retries and re-runs of the run."""
+    return f"{run.dag_id}-{run.prefix.rsplit('/', 1)[-1]}"
+
+
+def spec_base(staging: Staging, run: RunContext, settings: TrainSettings, **provenance: Any) -> dict[str, Any]:
+    """Run-level fields of the model spec every trainer completes."""
+    base: dict[str, Any] = {
+        "version_id": version_id(run),
+        "created_at": run.end.isoformat(),
+        "provenance": {
+            **run.to_dict(),
+            "trainer": settings.trainer,
+            "train_uri": staging.uri(run.key(TRAIN_FRAME)),
+            "dataset_stats_uri": staging.uri(run.key(DATASET_STATS)),
+            **provenance,
+        },
+    }
+    if settings.base_model:
+        base["base_model"] = settings.base_model
+    return base
 
 
 def train(staging: Staging, run: RunContext, settings: TrainSettings = TrainSettings()) -> dict[str, Any]:
-    """Train the challenger. The embedded default is the offline scikit-learn backend."""
+    """Train the challenger with the local or few-shot backend and stage its spec.
+
+    OpenAI fine-tuning takes hours and must not hold a worker: the operator runs it through
+    :func:`openai_request` / :func:`finish_remote` and a deferrable trigger instead.
+    """
     import pandas as pd
 
     from feedbackloop.golden import default_taxonomy
 
-    if settings.trainer != "local":
-        raise ValueError(
-            f"trainer {settings.trainer!r} is not available in this build; use 'local' "
-            "(OpenAI fine-tuning and few-shot optimisation are separate backends)"
-        )
-    from feedbackloop.models.local import LocalTrainer, seed_corpus_frame
-
-    cols = ["text", "category", "actions", "weight"]
+    if settings.trainer == "openai":
+        raise ValueError("trainer 'openai' runs deferred: use openai_request() and finish_remote()")
     feedback_train = read_parquet(staging, run.key(TRAIN_FRAME)).to_pandas()
     validation = read_parquet(staging, run.key(VALIDATION_FRAME)).to_pandas()
-    frames = [feedback_train[cols]]
-    if settings.include_seed_corpus:
-        frames.insert(0, seed_corpus_frame()[cols])
-    train_df = pd.concat(frames, ignore_index=True)
-    version_id = f"{run.dag_id}-{run.prefix.rsplit('/', 1)[-1]}"
-    spec_base = {
-        "version_id": version_id,
-        "base_model": settings.base_model,
-        "artifact_uri": staging.uri(run.key(MODEL_ARTIFACT)),
-        "provenance": {
-            **run.to_dict(),
-            "train_uri": staging.uri(run.key(TRAIN_FRAME)),
-            "train_rows_feedback": len(feedback_train),
-            "train_rows_total": len(train_df),
-            "seed_corpus": settings.include_seed_corpus,
-        },
-    }
-    trained = LocalTrainer(default_taxonomy()).train(train_df, validation, spec_base)
-    staging.put_bytes(run.key(MODEL_ARTIFACT), trained.artifact)
+    if settings.trainer == "fewshot":
+        from feedbackloop.models.fewshot import FewShotConfig, FewShotTrainer
+
+        base = spec_base(staging, run, settings, train_rows_feedback=len(feedback_train))
+        trainer = FewShotTrainer(
+            staging, default_taxonomy(), config=FewShotConfig(**settings.extra.get("fewshot", {})),
+            **({"base_model": settings.base_model} if settings.base_model else {}),
+        )
+        trained = trainer.train(feedback_train, validation, base)
+        train_rows = len(feedback_train)
+    else:
+        from feedbackloop.models.local import LocalTrainer, seed_corpus_frame
+
+        cols = ["text", "category", "actions", "weight"]
+        frames = [feedback_train[cols]]
+        if settings.include_seed_corpus:
+            frames.insert(0, seed_corpus_frame()[cols])
+        train_df = pd.concat(frames, ignore_index=True)
+        base = spec_base(
+            staging, run, settings,
+            train_rows_feedback=len(feedback_train), train_rows_total=len(train_df),
+            seed_corpus=settings.include_seed_corpus,
+        )
+        base["artifact_uri"] = staging.uri(run.key(MODEL_ARTIFACT))
+        trained = LocalTrainer(default_taxonomy()).train(train_df, validation, base)
+        staging.put_bytes(run.key(MODEL_ARTIFACT), trained.artifact)
+        train_rows = len(train_df)
     spec = trained.spec.to_dict()
     _put_json(staging, run.key(MODEL_SPEC), spec)
-    return {"version_id": spec["version_id"], "spec_uri": staging.uri(run.key(MODEL_SPEC)), "train_rows": len(train_df)}
+    return {"version_id": spec["version_id"], "backend": spec["backend"], "base_model": spec["base_model"],
+            "spec_uri": staging.uri(run.key(MODEL_SPEC)), "train_rows": train_rows}
+
+
+def openai_request(run: RunContext, settings: TrainSettings) -> Any:
+    """The fine-tuning job of a run: supervised chat JSONL or DPO preference pairs."""
+    from feedbackloop.models.openai_finetune import FineTuneRequest
+
+    supervised = settings.method == "supervised"
+    return FineTuneRequest(
+        dag_id=run.dag_id,
+        run_id=run.run_id,
+        method=settings.method,  # type: ignore[arg-type]
+        training_key=run.key(TRAIN_JSONL if supervised else PREFERENCE_JSONL),
+        validation_key=run.key(VALIDATION_JSONL if supervised else PREFERENCE_VALIDATION_JSONL),
+        max_cost_usd=float(settings.max_cost_usd),
+        **({"base_model": settings.base_model} if settings.base_model else {}),
+    )
+
+
+def finish_remote(staging: Staging, run: RunContext, spec: Any) -> dict[str, Any]:
+    """Stage the spec of a remotely trained model (fine-tuned) and summarise it."""
+    data = spec.to_dict() if hasattr(spec, "to_dict") else dict(spec)
+    _put_json(staging, run.key(MODEL_SPEC), data)
+    return {"version_id": data["version_id"], "backend": data["backend"], "base_model": data["base_model"],
+            "remote_model_id": data.get("remote_model_id"), "spec_uri": staging.uri(run.key(MODEL_SPEC))}
 
 
 # --------------------------------------------------------------------------- evaluate
 
 
-def _classifier_for(staging: Staging, spec: dict[str, Any]):  # noqa: ANN202
+def needs_openai(spec: dict[str, Any] | None) -> bool:
+    """Whether classifying with this spec needs an OpenAI-compatible endpoint."""
+    return spec is not None and spec.get("backend") in ("openai", "fewshot")
+
+
+def _classifier_for(staging: Staging, spec: dict[str, Any], openai_client: Any = None):  # noqa: ANN202
     from feedbackloop.golden import default_taxonomy
     from feedbackloop.models.base import ModelSpec
-    from feedbackloop.models.local import LocalClassifier
     from feedbackloop.staging import key_from_uri, open_staging
 
     model_spec = ModelSpec.from_dict(spec)
-    if model_spec.backend != "local":
-        raise ValueError(f"backend {model_spec.backend!r} cannot be evaluated in this build")
+    if needs_openai(spec):
+        from feedbackloop.models.openai_chat import classifier_for_spec
+
+        if openai_client is None:
+            raise ValueError(
+                f"model {model_spec.version_id} ({model_spec.backend}) needs an OpenAI-compatible endpoint: "
+                "configure the 'openai_default' connection"
+            )
+        return classifier_for_spec(openai_client, model_spec, default_taxonomy(), staging=staging)
+    from feedbackloop.models.local import LocalClassifier
+
     uri = model_spec.artifact_uri or ""
     try:
         data = staging.get_bytes(key_from_uri(staging, uri))
-    except ValueError:
-        data = open_staging(uri.rsplit("/", 1)[0]).get_bytes(uri.rsplit("/", 1)[1])
+    except ValueError:  # an artifact staged under another root (e.g. an older champion)
+        root, _, name = uri.rpartition("/")
+        data = open_staging(root).get_bytes(name)
     return LocalClassifier.from_bytes(data, default_taxonomy())
 
 
-def evaluate_spec(staging: Staging, spec: dict[str, Any]) -> dict[str, Any]:
+def evaluate_spec(staging: Staging, spec: dict[str, Any], openai_client: Any = None) -> dict[str, Any]:
     """Classify the golden set with a model spec and compute every golden-set metric."""
     from feedbackloop.evaluation import evaluate
     from feedbackloop.golden import default_taxonomy, load_golden_set
     from feedbackloop.models.base import EmailInput
 
     golden = load_golden_set()
-    classifier = _classifier_for(staging, spec)
-    inputs = [EmailInput(email_id=g.id, sender=g.sender, subject=g.subject, body=g.body) for g in golden]
-    predictions = classifier.classify(inputs)
-    return evaluate(golden, predictions, default_taxonomy()).to_dict()
+    classifier = _classifier_for(staging, spec, openai_client)
+    predictions = classifier.classify([EmailInput.from_golden(g) for g in golden])
+    return evaluate(golden, predictions, default_taxonomy(), model_version=spec["version_id"]).to_dict()
 
 
-def evaluate_golden(staging: Staging, run: RunContext, champion_spec: dict[str, Any] | None) -> dict[str, Any]:
+def evaluate_golden(
+    staging: Staging, run: RunContext, champion_spec: dict[str, Any] | None, openai_client: Any = None
+) -> dict[str, Any]:
     """Evaluate the challenger, and the current champion on the same emails when there is one."""
     spec = _get_json(staging, run.key(MODEL_SPEC))
-    challenger = evaluate_spec(staging, spec)
+    challenger = evaluate_spec(staging, spec, openai_client)
     _put_json(staging, run.key(EVAL_CHALLENGER), challenger)
     summary: dict[str, Any] = {
         "version_id": spec["version_id"],
@@ -277,7 +368,7 @@ def evaluate_golden(staging: Staging, run: RunContext, champion_spec: dict[str, 
         "champion_version_id": None,
     }
     if champion_spec is not None:
-        champion = evaluate_spec(staging, champion_spec)
+        champion = evaluate_spec(staging, champion_spec, openai_client)
         _put_json(staging, run.key(EVAL_CHAMPION), champion)
         summary["champion_version_id"] = champion_spec["version_id"]
         summary["champion_accuracy"] = champion["accuracy"]

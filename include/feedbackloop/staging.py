@@ -30,7 +30,7 @@ PARQUET_OPTIONS: dict[str, Any] = {
 }
 PARQUET_ROW_GROUP_SIZE = 65_536
 
-_SAFE_KEY = re.compile(r"[^A-Za-z0-9._=/+-]")
+_SAFE_KEY = re.compile(r"[^A-Za-z0-9._=/-]")
 
 
 def run_key(run_id: str) -> str:
@@ -219,10 +219,14 @@ def open_staging(root_uri: str, s3_client: Any = None) -> Staging:
 
 def key_from_uri(staging: Staging, uri: str) -> str:
     """The staging key of a URI this staging returned."""
+    from urllib.parse import unquote
+
     root = staging.root_uri.rstrip("/") + "/"
     if not uri.startswith(root):
         raise ValueError(f"{uri!r} is not inside staging root {staging.root_uri!r}")
-    return uri[len(root) :]
+    key = uri[len(root) :]
+    # file:// URIs are percent-encoded (Path.as_uri); S3 keys are used as they are.
+    return unquote(key) if root.startswith("file:") else key
 
 
 @contextmanager
@@ -249,3 +253,10 @@ def read_parquet(staging: Staging, key: str) -> Any:
     with local_scratch() as tmp:
         path = staging.get_file(key, tmp / "in.parquet")
         return pq.read_table(path)
+
+
+def read_json(staging: Staging, key: str) -> Any:
+    """Read a staged JSON document."""
+    import json
+
+    return json.loads(staging.get_bytes(key))

@@ -15,6 +15,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from feedbackloop_airflow.hooks import StagingHook, feedback_db_connection
+from feedbackloop_airflow.openai_training import FineTuneDeferrableMixin
 
 STAGE_XCOM_KEY = "summary"
 
@@ -148,34 +149,96 @@ class BuildTrainingSetsOperator(FeedbackLoopOperator):
         return self.publish(context, pipeline.datasets(self.staging(), self.run_context(context), config))
 
 
-class TrainChallengerOperator(FeedbackLoopOperator):
-    """Train the challenger with the chosen backend (``local`` by default)."""
+class TrainChallengerOperator(FineTuneDeferrableMixin, FeedbackLoopOperator):
+    """Train the challenger with the chosen backend (``local`` by default).
 
-    template_fields: Sequence[str] = (*FeedbackLoopOperator.template_fields, "trainer", "base_model")
+    ``local`` and ``fewshot`` train inside the task. ``openai`` fine-tuning submits (or
+    re-attaches to) the run's one remote job, then defers to a trigger on the triggerer, so
+    no worker slot is held for the hours the job takes.
+    """
 
-    def __init__(self, *, trainer: str = "local", base_model: str = "tfidf-logreg", **kwargs: Any) -> None:
+    template_fields: Sequence[str] = (
+        *FeedbackLoopOperator.template_fields, "trainer", "base_model", "method", "max_cost_usd", "openai_conn_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        trainer: str = "local",
+        base_model: str | None = None,
+        method: str = "supervised",
+        max_cost_usd: Any = 25.0,
+        openai_conn_id: str = "openai_default",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.trainer = trainer
         self.base_model = base_model
+        self.method = method
+        self.max_cost_usd = max_cost_usd
+        self.openai_conn_id = openai_conn_id
+
+    def settings(self) -> Any:
+        from feedbackloop import pipeline
+
+        return pipeline.TrainSettings(
+            trainer=str(self.trainer),
+            base_model=str(self.base_model) if self.base_model not in (None, "", "None") else None,
+            method=str(self.method),
+            max_cost_usd=float(self.max_cost_usd),
+        )
 
     def execute(self, context: Any) -> dict[str, Any]:
         from feedbackloop import pipeline
 
-        settings = pipeline.TrainSettings(trainer=str(self.trainer), base_model=str(self.base_model))
+        settings = self.settings()
+        if settings.trainer == "openai":
+            return self.execute_fine_tune(context)
         return self.publish(context, pipeline.train(self.staging(), self.run_context(context), settings))
+
+    # -- hooks of FineTuneDeferrableMixin (trainer=openai)
+
+    def fine_tune_request(self, context: Any) -> Any:
+        from feedbackloop import pipeline
+
+        return pipeline.openai_request(self.run_context(context), self.settings())
+
+    def fine_tune_spec_base(self, context: Any) -> dict[str, Any]:
+        from feedbackloop import pipeline
+
+        return pipeline.spec_base(self.staging(), self.run_context(context), self.settings())
+
+    def publish_fine_tuned_spec(self, context: Any, spec: Any) -> dict[str, Any]:
+        from feedbackloop import pipeline
+
+        return self.publish(context, pipeline.finish_remote(self.staging(), self.run_context(context), spec))
 
 
 class EvaluateGoldenSetOperator(FeedbackLoopOperator):
     """Classify the golden set with the challenger and the current champion."""
 
+    template_fields: Sequence[str] = (*FeedbackLoopOperator.template_fields, "openai_conn_id")
+
+    def __init__(self, *, openai_conn_id: str = "openai_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.openai_conn_id = openai_conn_id
+
     def execute(self, context: Any) -> dict[str, Any]:
         from feedbackloop import pipeline, registry
+        from feedbackloop.pipeline import MODEL_SPEC, needs_openai
+        from feedbackloop.staging import read_json
 
         run = self.run_context(context)
+        staging = self.staging()
         with self.db() as conn:
             champion = registry.get_alias(conn, "champion")
         champion_spec = champion["spec"] if champion else None
-        return self.publish(context, pipeline.evaluate_golden(self.staging(), run, champion_spec))
+        client = None
+        if needs_openai(champion_spec) or needs_openai(read_json(staging, run.key(MODEL_SPEC))):
+            from airflow.providers.openai.hooks.openai import OpenAIHook
+
+            client = OpenAIHook(conn_id=self.openai_conn_id).get_conn()
+        return self.publish(context, pipeline.evaluate_golden(staging, run, champion_spec, client))
 
 
 class GoldenGateOperator(FeedbackLoopOperator):

@@ -458,7 +458,11 @@ def _compose_config(path: Path) -> subprocess.CompletedProcess[str]:
     assert DOCKER_COMPOSE, "docker-compose is required in CI (.ci/run installs it)"
     return subprocess.run(
         [DOCKER_COMPOSE, "--env-file", str(ROOT / ".env.example"), "-f", str(path), "config", "-q"],
-        capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
     )
 
 
@@ -474,7 +478,9 @@ def test_docker_compose_config_accepts_the_file() -> None:
     [
         pytest.param(("services", "redis", "restart_policy"), "always", id="unknown-service-key"),
         pytest.param(("services", "redis", "ports"), "6379:6379", id="ports-not-a-list"),
-        pytest.param(("services", "airflow-scheduler", "healthcheck", "retries"), "many", id="retries-not-an-int"),
+        pytest.param(
+            ("services", "airflow-scheduler", "healthcheck", "retries"), "many", id="retries-not-an-int"
+        ),
         pytest.param(
             ("services", "airflow-worker", "depends_on", "redis", "condition"), "ready", id="bad-condition"
         ),

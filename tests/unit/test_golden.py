@@ -124,25 +124,60 @@ def _duplicate_id(row, lines):
 @pytest.mark.parametrize(
     ("line_no", "mutate", "expected"),
     [
-        pytest.param(17, _set("category", "bills"), "golden_set.jsonl:17: field 'category': unknown category 'bills'",
-                     id="unknown-category"),
-        pytest.param(40, _duplicate_id, "golden_set.jsonl:40: field 'id': duplicate id 'gs-001' (first on line 1)",
-                     id="duplicate-id"),
-        pytest.param(5, _set("actions", "pay_invoice"), "golden_set.jsonl:5: field 'actions': must be a list",
-                     id="actions-not-a-list"),
-        pytest.param(9, _set("priority", "urgent"), "golden_set.jsonl:9: field 'priority': unknown priority 'urgent'",
-                     id="unknown-priority"),
-        pytest.param(12, _drop("subject"), "golden_set.jsonl:12: field 'subject': is missing", id="missing-field"),
-        pytest.param(3, _set("body", "   "), "golden_set.jsonl:3: field 'body': must be a non-empty string",
-                     id="blank-body"),
-        pytest.param(20, _set("problem_areas", ["receipt_vs_bil"]),
-                     "golden_set.jsonl:20: field 'problem_areas': unknown problem area 'receipt_vs_bil'",
-                     id="problem-area-typo"),
-        pytest.param(30, _set("actions", ["launch_rocket"]),
-                     "golden_set.jsonl:30: field 'actions': unknown action 'launch_rocket'", id="unknown-action"),
-        pytest.param(50, lambda row, _l: "{not json", "golden_set.jsonl:50: is not valid JSON", id="broken-json"),
-        pytest.param(60, _set("extra", 1), "golden_set.jsonl:60: field 'extra': is not part of the golden-set schema",
-                     id="unknown-field"),
+        pytest.param(
+            17,
+            _set("category", "bills"),
+            "golden_set.jsonl:17: field 'category': unknown category 'bills'",
+            id="unknown-category",
+        ),
+        pytest.param(
+            40,
+            _duplicate_id,
+            "golden_set.jsonl:40: field 'id': duplicate id 'gs-001' (first on line 1)",
+            id="duplicate-id",
+        ),
+        pytest.param(
+            5,
+            _set("actions", "pay_invoice"),
+            "golden_set.jsonl:5: field 'actions': must be a list",
+            id="actions-not-a-list",
+        ),
+        pytest.param(
+            9,
+            _set("priority", "urgent"),
+            "golden_set.jsonl:9: field 'priority': unknown priority 'urgent'",
+            id="unknown-priority",
+        ),
+        pytest.param(
+            12, _drop("subject"), "golden_set.jsonl:12: field 'subject': is missing", id="missing-field"
+        ),
+        pytest.param(
+            3,
+            _set("body", "   "),
+            "golden_set.jsonl:3: field 'body': must be a non-empty string",
+            id="blank-body",
+        ),
+        pytest.param(
+            20,
+            _set("problem_areas", ["receipt_vs_bil"]),
+            "golden_set.jsonl:20: field 'problem_areas': unknown problem area 'receipt_vs_bil'",
+            id="problem-area-typo",
+        ),
+        pytest.param(
+            30,
+            _set("actions", ["launch_rocket"]),
+            "golden_set.jsonl:30: field 'actions': unknown action 'launch_rocket'",
+            id="unknown-action",
+        ),
+        pytest.param(
+            50, lambda row, _l: "{not json", "golden_set.jsonl:50: is not valid JSON", id="broken-json"
+        ),
+        pytest.param(
+            60,
+            _set("extra", 1),
+            "golden_set.jsonl:60: field 'extra': is not part of the golden-set schema",
+            id="unknown-field",
+        ),
     ],
 )
 def test_corrupted_golden_set_is_rejected_naming_the_line(tmp_path, taxonomy, line_no, mutate, expected):
@@ -163,17 +198,32 @@ def test_action_not_allowed_for_category_is_rejected(tmp_path, taxonomy, emails)
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        pytest.param(lambda t: t.replace("priority: critical\n", "priority: urgent\n", 1),
-                     "field 'categories[0].priority': unknown priority 'urgent'", id="unknown-priority"),
-        pytest.param(lambda t: t.replace("actions: [report_phishing, delete]", "actions: [report_phishing, shred]"),
-                     "field 'categories[1].actions': unknown action 'shred'", id="unknown-action"),
-        pytest.param(lambda t: t.replace("  - id: phishing\n", "  - id: security_alert\n"),
-                     "field 'categories[1].id': duplicate category id 'security_alert'", id="duplicate-category"),
-        pytest.param(lambda t: t.replace("    type: ads\n", "    type: spam\n", 1),
-                     "must be 'mail' or 'ads', got 'spam'", id="bad-type"),
+        pytest.param(
+            lambda t: t.replace("priority: critical\n", "priority: urgent\n", 1),
+            "field 'categories[0].priority': unknown priority 'urgent'",
+            id="unknown-priority",
+        ),
+        pytest.param(
+            lambda t: t.replace("actions: [report_phishing, delete]", "actions: [report_phishing, shred]"),
+            "field 'categories[1].actions': unknown action 'shred'",
+            id="unknown-action",
+        ),
+        pytest.param(
+            lambda t: t.replace("  - id: phishing\n", "  - id: security_alert\n"),
+            "field 'categories[1].id': duplicate category id 'security_alert'",
+            id="duplicate-category",
+        ),
+        pytest.param(
+            lambda t: t.replace("    type: ads\n", "    type: spam\n", 1),
+            "must be 'mail' or 'ads', got 'spam'",
+            id="bad-type",
+        ),
         pytest.param(lambda t: t + "\n  - : [\n", "is not valid YAML", id="broken-yaml"),
-        pytest.param(lambda t: t.replace('"Accept, decline or answer an invitation."', "Accept, decline or answer"),
-                     "field 'actions[14].decline or answer': is not a known key", id="unquoted-comma"),
+        pytest.param(
+            lambda t: t.replace('"Accept, decline or answer an invitation."', "Accept, decline or answer"),
+            "field 'actions[14].decline or answer': is not a known key",
+            id="unquoted-comma",
+        ),
     ],
 )
 def test_corrupted_taxonomy_is_rejected(tmp_path, edit, expected):
