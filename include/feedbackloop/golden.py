@@ -311,3 +311,15 @@ def category_counts(emails: Sequence[GoldenEmail]) -> dict[str, int]:
     for e in emails:
         counts[e.category] = counts.get(e.category, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def golden_version(path: Path | str | None = None) -> str:
+    """Content version of the golden set: ``sha256:<12 hex>`` of ``golden_set.jsonl``.
+
+    Gate results are comparable only between runs on the same version; ``ml.golden_runs``
+    records it with every run.
+    """
+    import hashlib
+
+    path = Path(path) if path is not None else golden_dir() / "golden_set.jsonl"
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]

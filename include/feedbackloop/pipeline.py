@@ -213,15 +213,32 @@ class TrainSettings:
             raise ValueError(f"unknown fine-tuning method {self.method!r}: choose supervised or dpo")
 
 
-def version_id(run: RunContext) -> str:
-    """The model version a run produces: stable across retries and re-runs of the run."""
-    return f"{run.dag_id}-{run.prefix.rsplit('/', 1)[-1]}"
+def version_id(staging: Staging, run: RunContext, settings: TrainSettings) -> str:
+    """The model version a run produces, content-addressed.
+
+    ``<dag_id>-<interval end date>-<12 hex>`` where the hex is a SHA-256 over the training
+    inputs (the staged training sets, the seed corpus when used) and the trainer settings.
+    The same data and settings give the same version, so re-running a run (or the demo)
+    re-records the same model instead of registering a copy under a new name.
+    """
+    import hashlib
+
+    from feedbackloop.paths import golden_dir
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps(asdict(settings), sort_keys=True, default=str).encode())
+    for name in (TRAIN_JSONL, VALIDATION_JSONL, PREFERENCE_JSONL):
+        digest.update(name.encode())
+        digest.update(hashlib.sha256(staging.get_bytes(run.key(name))).digest())
+    if settings.trainer == "local" and settings.include_seed_corpus:
+        digest.update(hashlib.sha256((golden_dir() / "seed_corpus.jsonl").read_bytes()).digest())
+    return f"{run.dag_id}-{run.end:%Y%m%d}-{digest.hexdigest()[:12]}"
 
 
 def spec_base(staging: Staging, run: RunContext, settings: TrainSettings, **provenance: Any) -> dict[str, Any]:
     """Run-level fields of the model spec every trainer completes."""
     base: dict[str, Any] = {
-        "version_id": version_id(run),
+        "version_id": version_id(staging, run, settings),
         "created_at": run.end.isoformat(),
         "provenance": {
             **run.to_dict(),
