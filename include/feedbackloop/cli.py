@@ -4,6 +4,7 @@ Subcommands:
     migrate         apply pending ``ml`` migrations to a database
     validate-golden check taxonomy.yaml and golden_set.jsonl against their schema
     golden-readme   regenerate (or ``--check``) the counts in golden_set/README.md
+    gate            evaluate a model on the golden set and apply the release gate
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("golden-readme", help="regenerate the counts in golden_set/README.md")
     p.add_argument("--check", action="store_true", help="only check, exit 1 when stale")
     p.set_defaults(func=_golden_readme)
+
+    from feedbackloop.gate_cli import add_gate_parser
+
+    add_gate_parser(sub)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -417,6 +417,10 @@ def gate(conn: Any, staging: Staging, run: RunContext, thresholds: dict[str, Any
     html_uri = staging.put_bytes(
         run.key(REPORT_HTML), render_report_html(challenger, decision, context, champion).encode("utf-8")
     )
+    from feedbackloop.report_png import render_report_pngs
+
+    for name, png in sorted(render_report_pngs(challenger, decision, champion).items()):
+        staging.put_bytes(run.key(f"plots/{name}"), png)  # for Slack and phones
     registry.record_gate(conn, spec, run.to_dict(), decision, challenger, report_uri)
     summary = {
         "version_id": spec["version_id"],

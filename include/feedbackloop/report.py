@@ -16,6 +16,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 REPORT_FORMAT = 1
+# The page may load nothing at all: no script, font, image or stylesheet from anywhere
+# (inline CSS and inline SVG are all it uses). A browser then blocks any request that an
+# edit or an injected email text might introduce, before it leaves the machine.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:24px;color:#1f2328;max-width:1200px}
@@ -380,6 +386,7 @@ def render_report_html(
     parts: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>Gate report: {_e(version)}</title>",
         f"<style>{_CSS}</style></head><body>",

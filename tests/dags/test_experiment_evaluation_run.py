@@ -19,7 +19,7 @@ def _run(dagbag, monkeypatch, dsn, conf):
     use_feedback_db(monkeypatch, dsn)
     dag = dagbag.dags["experiment_evaluation"]
     for task in dag.tasks:
-        task.retries = 0
+        monkeypatch.setattr(task, "retries", 0)
     return dag.test(logical_date=RUN_DATE, run_conf=conf)
 
 

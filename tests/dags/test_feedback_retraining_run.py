@@ -39,7 +39,7 @@ def _run(dagbag, monkeypatch, tmp_path, dsn, conf):
     monkeypatch.setenv("FEEDBACKLOOP_STAGING_URI", staging_root.as_uri())
     dag = dagbag.dags["feedback_retraining"]
     for task in dag.tasks:  # a failure here is a bug to see at once, not to retry for minutes
-        task.retries = 0
+        monkeypatch.setattr(task, "retries", 0)
     dr = dag.test(logical_date=RUN_DATE, run_conf=conf)
     return dr, staging_root / "feedback_retraining" / run_key(dr.run_id)
 
