@@ -37,15 +37,23 @@ for _p in (ROOT / "plugins", ROOT / "dags"):
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory):
-    """One embedded PostgreSQL for the test session (or the one named by FEEDBACKLOOP_TEST_PG_DSN)."""
+def pg_server():
+    """One embedded PostgreSQL on 127.0.0.1 for the test session.
+
+    Its data folder is a private temporary folder, not pytest's tmp_path: pytest prunes old
+    basetemp folders, which would delete the data of a server another session still runs.
+    """
+    import shutil
+
     from feedbackloop import embedded_pg
 
-    pgdata = tmp_path_factory.mktemp("pg") / "data"
+    root = Path(tempfile.mkdtemp(prefix="feedbackloop-pg-"))
+    pgdata = root / "data"
     # Any free port: parallel test sessions on one machine must not collide.
     server = embedded_pg.start(pgdata, port=int(os.environ.get("FEEDBACKLOOP_TEST_PG_PORT", "0")))
     yield server
     embedded_pg.stop(pgdata)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
