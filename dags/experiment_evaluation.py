@@ -29,6 +29,7 @@ from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, dag
 
+from feedbackloop_airflow.callbacks import notify_dag_failure
 from feedbackloop_airflow.experiment_operators import EvaluateExperimentOperator
 
 
@@ -37,6 +38,7 @@ from feedbackloop_airflow.experiment_operators import EvaluateExperimentOperator
     doc_md=__doc__,
     schedule=CronTriggerTimetable("0 6 * * *", timezone="UTC"),  # daily 06:00 UTC
     catchup=False,
+    on_failure_callback=notify_dag_failure,
     max_active_runs=1,
     tags=["feedback-loop", "experiment", "ab-test"],
     default_args={
