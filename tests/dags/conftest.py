@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """Migrate the session's SQLite Airflow metadata DB once (about 3 s)."""

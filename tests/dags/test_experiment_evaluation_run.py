@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from tests.integration.test_experiment_registry import _challenger, _champion
+from tests.support import use_feedback_db
 
 from feedbackloop import db
-from tests.integration.test_experiment_registry import _champion, _challenger
-from tests.support import use_feedback_db
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,10 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from tests.support import INTERVAL, RUN_DATE, use_feedback_db
 
 from feedbackloop import db
 from feedbackloop.staging import run_key
-from tests.support import INTERVAL, RUN_DATE, use_feedback_db
 
 pytestmark = pytest.mark.slow
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from tests.support import INTERVAL
 
 from feedbackloop import db, pipeline
 from feedbackloop.evaluation import evaluate
@@ -16,7 +17,6 @@ from feedbackloop.golden import default_taxonomy, load_golden_set
 from feedbackloop.models.base import EmailInput
 from feedbackloop.models.local import LocalClassifier, LocalTrainer, seed_corpus_frame
 from feedbackloop.staging import LocalStaging, read_parquet
-from tests.support import INTERVAL
 
 pytestmark = pytest.mark.slow
 
