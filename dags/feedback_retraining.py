@@ -24,7 +24,7 @@ from datetime import timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from feedbackloop_airflow.callbacks import notify_dag_failure
+from feedbackloop_airflow.callbacks import failure_notifier
 from feedbackloop_airflow.operators import (
     BuildTrainingSetsOperator,
     ComputeRewardsOperator,
@@ -55,7 +55,7 @@ STAGES = {
     schedule=CronDataIntervalTimetable("0 2 * * 0", timezone="UTC"),  # Sundays 02:00 UTC, weekly interval
     catchup=False,
     max_active_runs=1,
-    on_failure_callback=notify_dag_failure,
+    on_failure_callback=failure_notifier(already_notified=("watcher",)),  # notify already reported why
     render_template_as_native_obj=True,
     tags=["feedback-loop", "training", "gate"],
     default_args={

@@ -27,7 +27,7 @@ from datetime import timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag
 
-from feedbackloop_airflow.callbacks import notify_dag_failure
+from feedbackloop_airflow.callbacks import failure_notifier
 from feedbackloop_airflow.golden_operators import GoldenValidationAlertOperator, GoldenValidationOperator
 
 VALIDATIONS = {"champion": "validate_champion", "challenger": "validate_challenger"}
@@ -45,7 +45,7 @@ THRESHOLDS = {
     # A daily data interval ending at 03:00 UTC: runs are keyed by it like every stage.
     schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
     catchup=False,
-    on_failure_callback=notify_dag_failure,
+    on_failure_callback=failure_notifier(already_notified=("alert",)),  # alert posted the evidence
     max_active_runs=1,
     render_template_as_native_obj=True,
     tags=["feedback-loop", "golden-set", "monitoring"],

@@ -106,9 +106,15 @@ def failure_details(
 
 
 def failure_notifier(
-    slack_conn_id: str = SLACK_CONN_ID, sentinel_tasks: tuple[str, ...] = SENTINEL_TASKS
+    slack_conn_id: str = SLACK_CONN_ID,
+    sentinel_tasks: tuple[str, ...] = SENTINEL_TASKS,
+    already_notified: tuple[str, ...] = (),
 ) -> Callable[[dict[str, Any]], bool]:
     """A DAG ``on_failure_callback`` posting to ``slack_conn_id`` (see the module docstring).
+
+    ``already_notified`` names tasks that post their own message before failing the run on
+    purpose (a DAG's alert or notify step): when the run's last failed task is one of them,
+    the callback stays silent, so one failed run gives one message.
 
     The callback returns whether Slack accepted the message (Airflow ignores the value).
     """
@@ -118,6 +124,10 @@ def failure_notifier(
             from feedbackloop.slack_messages import task_failure
             from feedbackloop_airflow.operators import send_slack
 
+            ti = context.get("task_instance") or context.get("ti")
+            if getattr(ti, "task_id", None) in already_notified:
+                log.info("run failed in %s, which already posted its own message", ti.task_id)
+                return False
             d = failure_details(context, sentinel_tasks)
             payload = task_failure(d["dag_id"], d["run_id"], d["task_id"], d["error"], d["log_url"])
             sent = send_slack(slack_conn_id, payload, log)
