@@ -157,26 +157,33 @@ def rewards(staging: Staging, run: RunContext, weights: dict[str, float] | None 
 
 
 def datasets(staging: Staging, run: RunContext, config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Build the supervised and preference training sets (PII-redacted, golden-guarded)."""
-    import pyarrow as pa
+    """Build the supervised and preference training sets (PII-redacted, golden-guarded).
 
-    from feedbackloop.datasets import DatasetConfig, build_training_sets
+    Streams: the rewards file is read in record batches and the sets are written to local
+    scratch files, then staged, so memory stays bounded whatever the row count.
+    """
+    from feedbackloop.datasets import DatasetConfig, write_training_sets
     from feedbackloop.golden import default_taxonomy, load_golden_set
+    from feedbackloop.staging import local_scratch
 
-    scored = read_parquet(staging, run.key(REWARDS)).to_pandas()
-    sets = build_training_sets(scored, load_golden_set(), default_taxonomy(), DatasetConfig(**(config or {})))
-    uris = {name: staging.put_bytes(run.key(name), data) for name, data in sorted(sets.artifacts().items())}
-    uris["train"] = write_parquet(staging, run.key(TRAIN_FRAME), pa.Table.from_pandas(sets.train, preserve_index=False))
-    uris["validation"] = write_parquet(
-        staging, run.key(VALIDATION_FRAME), pa.Table.from_pandas(sets.validation, preserve_index=False)
-    )
-    stats = dict(sets.stats)
+    with local_scratch() as tmp:
+        source = staging.get_file(run.key(REWARDS), tmp / "rewards.parquet")
+        out = tmp / "sets"
+        stats = write_training_sets(
+            source, load_golden_set(), default_taxonomy(), out, DatasetConfig(**(config or {}))
+        )
+        uris = {
+            p.name: staging.put_file(run.key(p.name), p) for p in sorted(out.iterdir()) if p.suffix != ".parquet"
+        }
+        uris["train"] = staging.put_file(run.key(TRAIN_FRAME), out / TRAIN_FRAME)
+        uris["validation"] = staging.put_file(run.key(VALIDATION_FRAME), out / VALIDATION_FRAME)
     return {
         "uris": uris,
-        "train_rows": len(sets.train),
-        "validation_rows": len(sets.validation),
-        "preference_pairs": sets.preference_jsonl.count(b"\n"),
-        "excluded": stats.get("excluded", {}),
+        "train_rows": stats["rows"]["train"],
+        "validation_rows": stats["rows"]["validation"],
+        "preference_pairs": stats["rows"]["preference_train"],
+        "excluded": stats["excluded"],
+        "label_actions_source": stats["label_actions_source"],
     }
 
 

@@ -209,8 +209,8 @@ def action_list(value: Any) -> tuple[str, ...]:
 
 def _label_actions(
     predicted: tuple[str, ...], missed: tuple[str, ...], unnecessary: tuple[str, ...]
-) -> list[str]:
-    return sorted((set(predicted) - set(unnecessary)) | set(missed))
+) -> tuple[str, ...]:
+    return tuple(sorted((set(predicted) - set(unnecessary)) | set(missed)))
 
 
 def reference_inputs(record: dict[str, Any] | pd.Series) -> tuple[Prediction, Feedback, Context]:
@@ -244,25 +244,136 @@ def reference_inputs(record: dict[str, Any] | pd.Series) -> tuple[Prediction, Fe
 
 @dataclass(frozen=True)
 class _Normalised:
-    label_category: np.ndarray
-    predicted_category: np.ndarray
+    label_category: pd.Series
+    classification: np.ndarray
     confidence: np.ndarray
     n_missed: np.ndarray
     n_unnecessary: np.ndarray
     engaged: np.ndarray
-    label_actions: list[list[str]] = field(repr=False)
+    label_actions: pd.Series = field(repr=False)
+
+
+_ACTION_COLUMNS: Final = ("predicted_actions", "missed_actions", "unnecessary_actions")
+# Action sets are 64-bit masks: at most 64 distinct actions in one frame (the taxonomy has
+# ~30); more falls back to the per-row path.
+_MAX_VECTOR_ACTIONS: Final = 64
+
+
+def _list_type() -> Any:
+    import pyarrow as pa
+
+    return pa.list_(pa.string())
+
+
+def _string_array(series: pd.Series, name: str) -> Any:
+    import pyarrow as pa
+
+    try:
+        arr = pa.array(series, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ValueError(f"compute_rewards: {name} must hold strings ({exc})") from exc
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _vector_action_masks(df: pd.DataFrame) -> tuple[list[np.ndarray], list[str]] | None:
+    """Per row, the distinct actions of each action column as bit masks over a sorted
+    vocabulary, computed in Arrow and NumPy (no per-row Python).
+
+    Returns None when a column cannot be read this way (a cell that is not a list of
+    strings, or more than :data:`_MAX_VECTOR_ACTIONS` distinct actions): the caller then
+    takes the per-row path, which gives the same result or the per-row error message.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arrays = []
+    for col in _ACTION_COLUMNS:
+        try:
+            arr = pa.array(df[col], type=_list_type(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            return None
+        arrays.append(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
+    # Each column's values (its child array, sliced to the rows) and row offsets.
+    spans = []
+    for arr in arrays:
+        offsets = arr.offsets.to_numpy().astype(np.int64)
+        spans.append((arr.values.slice(offsets[0], offsets[-1] - offsets[0]), offsets - offsets[0]))
+    # One dictionary over the three columns, re-coded to the sorted vocabulary so that
+    # bit order is alphabetical order (label lists come out sorted).
+    encoded = pc.dictionary_encode(pa.concat_arrays([values for values, _ in spans]))
+    dictionary = encoded.dictionary.to_pylist()
+    vocab = sorted(dictionary)
+    if len(vocab) > _MAX_VECTOR_ACTIONS:
+        return None
+    # Arrow reads a bare string cell as the list of its characters. Action ids are longer
+    # than one character, so a one-character "action" is the only case to look closer at.
+    if any(len(v) == 1 for v in vocab) and any(
+        isinstance(v, str) for col in _ACTION_COLUMNS for v in df[col].to_numpy(dtype=object)
+    ):
+        return None
+    rank = {v: i for i, v in enumerate(vocab)}
+    recode = np.array([rank[v] for v in dictionary] or [0], dtype=np.uint64)
+    indices = encoded.indices
+    bits = np.left_shift(np.uint64(1), recode[pc.fill_null(indices, 0).to_numpy(zero_copy_only=False)])
+    if indices.null_count:  # a None inside a list is no action
+        bits[~pc.is_valid(indices).to_numpy(zero_copy_only=False)] = 0
+    n = len(df)
+    masks = []
+    start = 0
+    for arr, (values, offsets) in zip(arrays, spans, strict=True):
+        col_bits = bits[start : start + len(values)]
+        start += len(values)
+        mask = np.zeros(n, dtype=np.uint64)
+        nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
+        if len(nonempty):
+            # OR the bits of each row's values (an action listed twice sets the same bit,
+            # so duplicates count once).
+            mask[nonempty] = np.bitwise_or.reduceat(col_bits, offsets[nonempty])
+        if arr.null_count:
+            mask[~pc.is_valid(arr).to_numpy(zero_copy_only=False)] = 0
+        masks.append(mask)
+    return masks, vocab
+
+
+def _popcount(masks: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(masks).astype(np.float64)
+
+
+def _label_actions_from_masks(masks: np.ndarray, vocab: list[str], index: pd.Index) -> pd.Series:
+    """Decode each distinct label mask once; rows share the (immutable) tuples."""
+    inverse, distinct = pd.factorize(masks, sort=True)
+    decoded = np.empty(len(distinct), dtype=object)
+    decoded[:] = [tuple(a for bit, a in enumerate(vocab) if (int(m) >> bit) & 1) for m in distinct]
+    return pd.Series(decoded[inverse] if len(masks) else np.empty(0, dtype=object), index=index, dtype=object)
+
+
+def _engaged(series: pd.Series) -> np.ndarray:
+    """``user_took_action`` as a bool array; None / NA (unknown) is False."""
+    if series.dtype == np.bool_:
+        return series.to_numpy(dtype=bool)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(series, type=pa.bool_(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        return series.astype("boolean").fillna(False).to_numpy(dtype=bool)
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _normalise(df: pd.DataFrame) -> _Normalised:
+    import pyarrow.compute as pc
+
     missing = [c for c in _REQUIRED_INPUT if c not in df.columns]
     if missing:
         raise ValueError(f"compute_rewards: input is missing column(s) {missing}")
-    predicted = df["predicted_category"].to_numpy(dtype=object)
-    if any(p is None or (isinstance(p, float) and math.isnan(p)) for p in predicted):
+    predicted = _string_array(df["predicted_category"], "predicted_category")
+    if predicted.null_count:
         raise ValueError("compute_rewards: predicted_category must not be null")
-    corrected = df["corrected_category"].astype(object).to_numpy()
-    accepted = pd.isna(corrected)
-    label = np.where(accepted, predicted, corrected).astype(object)
+    corrected = _string_array(df["corrected_category"], "corrected_category")
+    # No correction means the user accepted the prediction.
+    label = pc.if_else(pc.is_null(corrected), predicted, corrected)
+    classification = np.where(pc.equal(label, predicted).to_numpy(zero_copy_only=False), 1.0, -1.0)
 
     confidence = pd.to_numeric(df["confidence"], errors="raise").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(confidence)
@@ -271,21 +382,31 @@ def _normalise(df: pd.DataFrame) -> _Normalised:
             f"compute_rewards: confidence must be a finite number, got {confidence[bad][:3].tolist()} "
             "(validate the feedback before computing rewards)"
         )
+    engaged = _engaged(df["user_took_action"])
 
-    pred_actions = [action_list(v) for v in df["predicted_actions"].to_numpy(dtype=object)]
-    missed = [action_list(v) for v in df["missed_actions"].to_numpy(dtype=object)]
-    unnecessary = [action_list(v) for v in df["unnecessary_actions"].to_numpy(dtype=object)]
-    engaged = df["user_took_action"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    vector = _vector_action_masks(df)
+    if vector is not None:
+        (pred_m, missed_m, unnecessary_m), vocab = vector
+        n_missed, n_unnecessary = _popcount(missed_m), _popcount(unnecessary_m)
+        # Missed wins over unnecessary (see compute_rewards).
+        label_actions = _label_actions_from_masks((pred_m & ~unnecessary_m) | missed_m, vocab, df.index)
+    else:
+        pred_actions = [action_list(v) for v in df["predicted_actions"].to_numpy(dtype=object)]
+        missed = [action_list(v) for v in df["missed_actions"].to_numpy(dtype=object)]
+        unnecessary = [action_list(v) for v in df["unnecessary_actions"].to_numpy(dtype=object)]
+        n_missed = np.fromiter((len(m) for m in missed), dtype=np.float64, count=len(missed))
+        n_unnecessary = np.fromiter((len(u) for u in unnecessary), dtype=np.float64, count=len(unnecessary))
+        rows = np.empty(len(df), dtype=object)
+        rows[:] = [_label_actions(p, m, u) for p, m, u in zip(pred_actions, missed, unnecessary, strict=True)]
+        label_actions = pd.Series(rows, index=df.index, dtype=object)
     return _Normalised(
-        label_category=label,
-        predicted_category=predicted,
+        label_category=pd.Series(label, index=df.index, dtype="str"),
+        classification=classification,
         confidence=confidence,
-        n_missed=np.fromiter((len(m) for m in missed), dtype=np.float64, count=len(missed)),
-        n_unnecessary=np.fromiter((len(u) for u in unnecessary), dtype=np.float64, count=len(unnecessary)),
+        n_missed=n_missed,
+        n_unnecessary=n_unnecessary,
         engaged=engaged,
-        label_actions=[
-            _label_actions(p, m, u) for p, m, u in zip(pred_actions, missed, unnecessary, strict=True)
-        ],
+        label_actions=label_actions,
     )
 
 
@@ -299,8 +420,9 @@ def compute_rewards(
 
     - ``label_category``: the category the user confirmed (``corrected_category``, or
       ``predicted_category`` when they made no correction);
-    - ``label_actions``: predicted actions minus unnecessary plus missed, as a sorted list
-      of distinct action ids (the training target for the action head);
+    - ``label_actions``: predicted actions minus unnecessary plus missed, as a sorted tuple
+      of distinct action ids (the training target for the action head; rows with the same
+      actions share one immutable tuple);
     - ``reward_classification``, ``reward_actions``, ``reward_calibration``,
       ``reward_engagement``: the brief's components (see the module docstring);
     - ``reward``: their weighted sum.
@@ -325,15 +447,21 @@ def compute_rewards(
         df: validated feedback records (columns of ``contracts.FEEDBACK_COLUMNS``).
         weights: component weights.
 
+    Performance: no per-row Python. Action lists go through Arrow (zero-copy when the
+    columns are already Arrow-backed, e.g. ``to_pandas(types_mapper=pd.ArrowDtype)``) and
+    become 64-bit masks over the actions seen; frames with more than 64 distinct actions,
+    or cells Arrow cannot read, take a per-row path with the same results.
+
     Returns:
-        A new DataFrame: the input columns followed by the reward columns.
+        A new DataFrame: the input columns followed by the reward columns (input columns
+        are shared, copy-on-write, not copied).
 
     Raises:
         ValueError: a required column is missing, ``predicted_category`` is null or
             ``confidence`` is not finite.
     """
     n = _normalise(df)
-    classification = np.where(n.label_category == n.predicted_category, 1.0, -1.0)
+    classification = n.classification
     # "+ 0.0" turns the -0.0 of "no feedback" into 0.0 (same value, cleaner output).
     actions = MISSED_ACTION_PENALTY * n.n_missed + UNNECESSARY_ACTION_PENALTY * n.n_unnecessary + 0.0
     calibration = 1.0 - np.abs(n.confidence - np.where(classification > 0, 1.0, 0.0))
@@ -345,15 +473,82 @@ def compute_rewards(
         + weights.calibration * calibration
         + weights.engagement * engagement
     )
-    out = df.copy()
-    out["label_category"] = pd.Series(n.label_category, index=df.index, dtype="str")
-    out["label_actions"] = pd.Series(n.label_actions, index=df.index, dtype=object)
-    out["reward_classification"] = classification
-    out["reward_actions"] = actions
-    out["reward_calibration"] = calibration
-    out["reward_engagement"] = engagement
-    out["reward"] = total
-    return out
+    added = pd.DataFrame(
+        {
+            "label_category": n.label_category,
+            "label_actions": n.label_actions,
+            "reward_classification": classification,
+            "reward_actions": actions,
+            "reward_calibration": calibration,
+            "reward_engagement": engagement,
+            "reward": total,
+        },
+        index=df.index,
+    )
+    # Input columns are shared, not copied (copy-on-write): the caller's frame is untouched.
+    return pd.concat([df.drop(columns=list(REWARD_COLUMNS), errors="ignore"), added], axis=1)
+
+
+def regret_span(weights: RewardWeights = RewardWeights()) -> float:  # noqa: B008 - frozen, immutable default
+    """The regret (``max_reward - reward``) at which :func:`sample_weight_factor` saturates.
+
+    It is the regret of a *confidently wrong* prediction without action feedback or
+    engagement (classification -1, calibration 0, engagement 0): ``max_reward +
+    classification`` (1.1 with the brief's weights). Only when the classification,
+    calibration and engagement weights are all 0 is it the regret of one missed action.
+    """
+    span = weights.max_reward + weights.classification
+    return span if span > 0 else -MISSED_ACTION_PENALTY * weights.actions
+
+
+def sample_weight_factor(
+    reward: np.ndarray | pd.Series | Sequence[float],
+    weights: RewardWeights = RewardWeights(),  # noqa: B008 - frozen, immutable default
+    max_factor: float = 2.0,
+) -> np.ndarray:
+    """How much more a training example counts because the model got it wrong.
+
+    The reward scores the model's *prediction*; its shortfall from the best reachable
+    reward, the regret ``max_reward - reward``, measures how much the feedback taught us.
+    The factor grows linearly with the regret, from 1 (no regret) to ``max_factor`` (at
+    :func:`regret_span` or more)::
+
+        factor = 1 + (max_factor - 1) * clip((max_reward - reward) / regret_span, 0, 1)
+
+    With the brief's weights (``max_reward`` 0.7, span 1.1) and ``max_factor`` 2:
+
+    ==========================================================  ======  ======
+    feedback                                                    reward  factor
+    ==========================================================  ======  ======
+    accepted, confidence 1.0, user acted                        0.70    1.000
+    accepted, confidence 0.9, no action taken                   0.58    1.109
+    accepted, confidence 0.6, one missed action, user acted     0.47    1.209
+    corrected, confidence 0.3, user acted                       -0.16   1.782
+    corrected, confidence 0.9, no action taken                  -0.38   1.982
+    corrected, confidence 0.9, one missed action                -0.53   2.000
+    ==========================================================  ======  ======
+
+    So corrections (the model was wrong, often confidently) count about twice as much as
+    confirmed, confident predictions, which the model already gets right.
+
+    Args:
+        reward: prediction rewards (``compute_rewards``' ``reward`` column).
+        weights: the reward weights the rewards were computed with.
+        max_factor: the factor at full regret; 1 turns reward weighting off.
+
+    Returns:
+        A float64 array of factors in ``[1, max_factor]``.
+
+    Raises:
+        ValueError: a reward is not finite, or ``max_factor`` is not a finite number >= 1.
+    """
+    if isinstance(max_factor, bool) or not math.isfinite(max_factor) or max_factor < 1.0:
+        raise ValueError(f"max_factor must be a finite number >= 1, got {max_factor!r}")
+    r = np.asarray(reward, dtype=np.float64)
+    if not np.all(np.isfinite(r)):
+        raise ValueError("sample_weight_factor: rewards must be finite")
+    regret = np.clip((weights.max_reward - r) / regret_span(weights), 0.0, 1.0)
+    return 1.0 + (max_factor - 1.0) * regret
 
 
 def summarize_rewards(df: pd.DataFrame) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import random
@@ -22,9 +24,10 @@ from feedbackloop.datasets import (
     estimate_tokens,
     holdout_bucket,
     system_prompt,
+    write_training_sets,
 )
 from feedbackloop.golden import GoldenEmail, GoldenSetError, default_taxonomy, load_golden_set
-from feedbackloop.rewards import compute_rewards
+from feedbackloop.rewards import RewardWeights, compute_rewards, sample_weight_factor
 from feedbackloop.textsim import NearDuplicateIndex
 
 TAXONOMY = default_taxonomy()
@@ -621,6 +624,100 @@ def test_label_actions_outside_the_label_category_are_dropped():
     assert sets.stats["label_actions_dropped"] >= 1
 
 
+@pytest.mark.parametrize(
+    "update, category, actions, source",
+    [
+        pytest.param(
+            {
+                "predicted_category": "bill_due",
+                "predicted_actions": ["pay_invoice"],
+                "corrected_category": "phishing",
+                "missed_actions": ["report_phishing"],
+            },
+            "phishing",
+            ["report_phishing"],
+            "missed",
+            id="corrected-with-missed-actions",
+        ),
+        pytest.param(
+            {
+                "predicted_category": "bill_due",
+                "predicted_actions": ["pay_invoice"],
+                "corrected_category": "phishing",
+                "missed_actions": None,
+            },
+            "phishing",
+            [TAXONOMY.category("phishing").actions[0]],
+            "category_default",
+            id="corrected-without-missed-actions",
+        ),
+        pytest.param(
+            {
+                "predicted_category": "bill_due",
+                "predicted_actions": ["pay_invoice"],
+                "corrected_category": "phishing",
+                "missed_actions": ["pay_invoice"],
+            },
+            "phishing",
+            [TAXONOMY.category("phishing").actions[0]],
+            "category_default",
+            id="missed-actions-not-allowed-for-the-new-category",
+        ),
+        pytest.param(
+            {
+                "predicted_category": "promotion",
+                "predicted_actions": ["unsubscribe", "view_offer"],
+                "corrected_category": "newsletter",
+                "missed_actions": None,
+            },
+            "newsletter",
+            ["unsubscribe"],
+            "observed",
+            id="corrected-predicted-action-still-allowed",
+        ),
+        pytest.param(
+            {
+                "predicted_category": "receipt",
+                "predicted_actions": [],
+                "corrected_category": None,
+                "missed_actions": None,
+            },
+            "receipt",
+            [],
+            "observed",
+            id="accepted-with-no-actions",
+        ),
+        pytest.param(
+            {
+                "predicted_category": "receipt",
+                "predicted_actions": ["save_receipt"],
+                "corrected_category": None,
+                "missed_actions": ["request_refund"],
+            },
+            "receipt",
+            ["request_refund", "save_receipt"],
+            "observed",
+            id="accepted-plus-missed",
+        ),
+    ],
+)
+def test_label_actions_source(update, category, actions, source):
+    rows = make_rows(40, seed=14, correction_rate=0.0)
+    rows[0].update(update, unnecessary_actions=[])
+    sets = build(rows, DatasetConfig(holdout_fraction=0.0, max_category_share=1.0))
+    row = sets.train.set_index("feedback_id").loc["fb-00000"]
+    assert (row["category"], list(row["actions"]), row["label_actions_source"]) == (category, actions, source)
+    assert set(row["actions"]) <= set(TAXONOMY.category(category).actions)
+    counts = sets.stats["label_actions_source"]["train"]
+    assert set(counts) == {"observed", "missed", "category_default"}
+    assert sum(counts.values()) == len(sets.train)
+    assert counts[source] == int((sets.train["label_actions_source"] == source).sum()) >= 1
+    if source != "observed":  # the label reaches the fine-tuning file and the preference pair
+        line = sets.train_jsonl.splitlines()[list(sets.train["feedback_id"]).index("fb-00000")]
+        answer = json.loads(json.loads(line)["messages"][2]["content"])
+        assert answer == {"category": category, "actions": actions}
+
+
 def test_min_reward_is_applied_on_the_label_side():
     rows = make_rows(80, seed=15, correction_rate=0.5)
     default = build(rows, DatasetConfig(holdout_fraction=0.0, max_category_share=1.0))
@@ -640,25 +737,70 @@ def test_min_reward_is_applied_on_the_label_side():
 # --- stratified cap and user weighting --------------------------------------------------------------------
 
 
-def test_category_cap_keeps_the_highest_reward_rows():
+def _cap_order(df: pd.DataFrame) -> list[str]:
+    """The documented cap priority, computed independently: category corrections, then
+    action corrections, then accepted rows; higher label-side reward; example id."""
+    out = []
+    for r in df.itertuples(index=False):
+        predicted_actions = sorted(set(r.predicted_actions or []))
+        if r.label_category != r.predicted_category:
+            tier = 0
+        elif sorted(set(r.label_actions)) != predicted_actions:
+            tier = 1
+        else:
+            tier = 2
+        c_label = r.confidence if r.label_category == r.predicted_category else 1 - r.confidence
+        label_reward = 0.4 + 0.2 * c_label + 0.1 * float(r.reward_engagement)
+        example_id = "ex-" + hashlib.sha256(f"example:{r.feedback_id}".encode()).hexdigest()[:20]
+        out.append((tier, -label_reward, example_id, r.feedback_id))
+    return [f for *_, f in sorted(out)]
+
+
+def test_category_cap_keeps_corrections_first_then_label_reward():
     dominant = make_rows(120, seed=16, categories=("receipt",), correction_rate=0.0)
+    # Corrections *to* receipt: their prediction reward is the lowest, yet they go first.
+    for row in dominant[:15]:
+        row.update(
+            predicted_category="promotion", predicted_actions=["view_offer"], corrected_category="receipt"
+        )
     others = make_rows(80, seed=17, start=1000, categories=TAXONOMY.category_ids[:8], correction_rate=0.0)
     df = scored(dominant + others)
     sets = build(df, DatasetConfig(holdout_fraction=0.0))
     counts = Counter(sets.train["category"])
     total = len(sets.train)
-    assert max(counts.values()) <= math.floor(0.25 * total)
-    assert counts["receipt"] == math.floor(0.25 * total)
-    assert sets.stats["excluded"]["capped"] == 200 - total
-    kept = set(sets.train["feedback_id"])
+    cap = math.floor(0.25 * total)
+    assert max(counts.values()) <= cap and counts["receipt"] == cap
+    assert sets.stats["excluded"]["capped"] == 200 - total > 0
     receipts = df[df["label_category"] == "receipt"]
-    kept_rewards = receipts[receipts["feedback_id"].isin(kept)]["reward"]
-    dropped_rewards = receipts[~receipts["feedback_id"].isin(kept)]["reward"]
-    assert len(dropped_rewards) > 0
-    assert kept_rewards.min() >= dropped_rewards.max()
+    expected = set(_cap_order(receipts)[:cap])
+    kept = set(sets.train.loc[sets.train["category"] == "receipt", "feedback_id"])
+    assert kept == expected
+    corrected = set(receipts.loc[receipts["predicted_category"] != "receipt", "feedback_id"])
+    assert corrected <= kept, "every correction survives the cap"
+    # Ranking on the prediction reward instead would have dropped the corrections first.
+    by_prediction_reward = set(receipts.sort_values("reward", ascending=False)["feedback_id"][:cap])
+    assert not corrected & by_prediction_reward
     # The validation split is not capped (it estimates production accuracy).
     held = build(df, DatasetConfig(holdout_fraction=0.5))
     assert Counter(held.validation["category"])["receipt"] / len(held.validation) > 0.4
+
+
+def test_cap_ties_break_on_example_id_and_do_not_depend_on_row_order():
+    rows = make_rows(90, seed=31, categories=("receipt",), correction_rate=0.0)
+    rows += make_rows(30, seed=32, start=500, categories=("work", "travel", "personal"), correction_rate=0.0)
+    for row in rows:  # identical label-side rewards everywhere: only the id decides
+        row.update(confidence=0.8, user_took_action=True, missed_actions=None)
+    df = scored(rows)
+    config = DatasetConfig(holdout_fraction=0.0, max_category_share=0.4)
+    a = build(df, config)
+    b = build(df.iloc[::-1].reset_index(drop=True), config)
+    kept = sorted(a.train.loc[a.train["category"] == "receipt", "example_id"])
+    all_ids = sorted(
+        "ex-" + hashlib.sha256(f"example:{f}".encode()).hexdigest()[:20]
+        for f in df.loc[df["label_category"] == "receipt", "feedback_id"]
+    )
+    assert kept == all_ids[: len(kept)] and 0 < len(kept) < 90
+    assert a.artifacts() == b.artifacts()
 
 
 def test_cap_that_cannot_be_met_uses_one_over_n_categories():
@@ -676,7 +818,9 @@ def _weighted_rows():
 
 
 def test_user_weights_are_inverse_sqrt_and_mean_one():
-    sets = build(_weighted_rows(), DatasetConfig(holdout_fraction=0.0, max_category_share=1.0))
+    # Reward weighting off: the user weighting alone.
+    config = DatasetConfig(holdout_fraction=0.0, max_category_share=1.0, max_reward_factor=1.0)
+    sets = build(_weighted_rows(), config)
     train = sets.train
     assert train["weight"].mean() == pytest.approx(1.0)
     heavy = train.loc[train["user_id"] == "heavy", "weight"]
@@ -686,6 +830,51 @@ def test_user_weights_are_inverse_sqrt_and_mean_one():
     share = heavy.sum() / train["weight"].sum()
     assert share == pytest.approx(math.sqrt(40) / (math.sqrt(40) + 20 * math.sqrt(2)))
     assert sets.stats["max_user_weight_share"]["train"] == pytest.approx(share, abs=1e-6)
+
+
+def test_weight_is_reward_factor_times_user_weight_normalised():
+    sets = build(_weighted_rows(), DatasetConfig(holdout_fraction=0.0, max_category_share=1.0))
+    for frame in (sets.train,):
+        n_user = frame["user_id"].map(frame["user_id"].value_counts())
+        factor = sample_weight_factor(frame["reward"].to_numpy(), RewardWeights(), 2.0)
+        np.testing.assert_allclose(frame["reward_factor"], factor, rtol=0, atol=1e-12)
+        raw = factor / np.sqrt(n_user.to_numpy())
+        np.testing.assert_allclose(frame["weight"], raw * len(raw) / raw.sum(), rtol=1e-12)
+        assert frame["weight"].mean() == pytest.approx(1.0)
+
+
+def test_changing_the_reward_changes_the_weights():
+    """Fails if rewards were computed and then ignored."""
+    df = scored(make_rows(120, seed=33, correction_rate=0.0))
+    config = DatasetConfig(holdout_fraction=0.0, max_category_share=1.0)
+    base = build(df, config).train.set_index("feedback_id")
+    target = base.index[0]
+    lowered = df.copy()
+    lowered.loc[lowered["feedback_id"] == target, "reward"] = -1.0  # only the reward changes
+    changed = build(lowered, config).train.set_index("feedback_id")
+    others = base.index.drop(target)
+    ratio_before = base.loc[target, "weight"] / base.loc[others, "weight"].mean()
+    ratio_after = changed.loc[target, "weight"] / changed.loc[others, "weight"].mean()
+    assert changed.loc[target, "reward_factor"] == 2.0
+    assert ratio_after > ratio_before * 1.5
+    assert (base["text"] == changed["text"]).all(), "the same examples, only the weights moved"
+    # With reward weighting off, the same change leaves every weight where it was.
+    off = DatasetConfig(holdout_fraction=0.0, max_category_share=1.0, max_reward_factor=1.0)
+    np.testing.assert_array_equal(build(df, off).train["weight"], build(lowered, off).train["weight"])
+
+
+def test_corrections_weigh_more_than_confirmed_predictions():
+    sets = build(make_rows(200, seed=34, correction_rate=0.4), DatasetConfig(user_weighting="none"))
+    train = sets.train
+    corrected = train["reward"] < 0  # classification -1: the user changed the category
+    assert corrected.any() and (~corrected).any()
+    assert train.loc[corrected, "weight"].min() > train.loc[~corrected, "weight"].median()
+    assert 1.0 <= train["reward_factor"].min() and train["reward_factor"].max() <= 2.0
+    assert train["weight"].max() / train["weight"].min() <= 2.0 + 1e-9
+    rw = sets.stats["reward_weighting"]
+    assert rw["mean_weight_corrected"]["train"] > rw["mean_weight_accepted"]["train"]
+    # The fine-tuning JSONL stays unweighted (OpenAI accepts only 0/1 per assistant message).
+    assert b'"weight"' not in sets.train_jsonl
 
 
 @pytest.mark.parametrize("cap", [pytest.param(0.1, id="ten-percent"), pytest.param(0.05, id="five-percent")])
@@ -702,10 +891,46 @@ def test_user_weight_share_cap(cap):
 
 
 def test_no_user_weighting():
-    sets = build(
-        _weighted_rows(), DatasetConfig(holdout_fraction=0.0, max_category_share=1.0, user_weighting="none")
+    config = DatasetConfig(holdout_fraction=0.0, max_category_share=1.0, user_weighting="none")
+    flat = build(_weighted_rows(), dataclasses.replace(config, max_reward_factor=1.0))
+    assert (flat.train["weight"] == 1.0).all()
+    reward_only = build(_weighted_rows(), config).train
+    factor = reward_only["reward_factor"].to_numpy()
+    np.testing.assert_allclose(reward_only["weight"], factor * len(factor) / factor.sum(), rtol=1e-12)
+
+
+def test_local_trainer_gets_the_reward_weights(tmp_path):
+    """The datasets stage stages train.parquet with the weights; the local trainer fits
+    with them (its artifact changes when only the weights change)."""
+    import pyarrow as pa
+
+    from feedbackloop import pipeline
+    from feedbackloop.models.local import LocalTrainer
+    from feedbackloop.staging import LocalStaging, read_parquet, write_parquet
+
+    df = scored(make_rows(90, seed=35, correction_rate=0.35))
+    staging = LocalStaging(tmp_path)
+    run = pipeline.RunContext(
+        "feedback_retraining",
+        "manual__t",
+        pd.Timestamp("2025-01-01", tz="UTC"),
+        pd.Timestamp("2025-01-02", tz="UTC"),
     )
-    assert (sets.train["weight"] == 1.0).all()
+    write_parquet(staging, run.key(pipeline.REWARDS), pa.Table.from_pandas(df, preserve_index=False))
+    pipeline.datasets(staging, run)
+    staged = read_parquet(staging, run.key(pipeline.TRAIN_FRAME)).to_pandas()
+    expected = build_training_sets(df, load_golden_set(), TAXONOMY).train
+    np.testing.assert_array_equal(staged["weight"], expected["weight"])
+    assert staged["weight"].nunique() > 10
+    corrected = staged["reward"] < 0
+    assert staged.loc[corrected, "weight"].mean() > staged.loc[~corrected, "weight"].mean()
+    frame = staged[["text", "category", "actions", "weight"]].assign(actions=lambda f: f["actions"].map(list))
+    trainer = LocalTrainer(TAXONOMY)
+    weighted = trainer.train(frame, None, {"version_id": "w", "created_at": "2025-01-02T00:00:00+00:00"})
+    flat = trainer.train(
+        frame.assign(weight=1.0), None, {"version_id": "w", "created_at": "2025-01-02T00:00:00+00:00"}
+    )
+    assert weighted.artifact != flat.artifact
 
 
 # --- PII ----------------------------------------------------------------------------------------------
@@ -741,6 +966,59 @@ def test_no_raw_pii_reaches_any_output():
     assert "[EMAIL]@gmail.com" in texts, "the sender domain is kept"
     for placeholder in ("[CARD]", "[IBAN]", "[SSN]", "[PHONE]", "[EMAIL]"):
         assert placeholder in texts
+
+
+# --- streaming writer ---------------------------------------------------------------------------------
+
+
+def test_write_training_sets_matches_the_in_memory_build(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = make_rows(150, seed=36, correction_rate=0.35)
+    rows[3].update(
+        sender=rows[40]["sender"], subject=rows[40]["subject"], body=rows[40]["body"]
+    )  # a duplicate
+    rows[5].update(sender=GOLDEN[0].sender, subject=GOLDEN[0].subject, body=GOLDEN[0].body)
+    df = scored(rows)
+    config = DatasetConfig(max_category_share=0.2)
+    expected = build(df, config)
+    source = tmp_path / "rewards.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), source, row_group_size=40)
+    for k, src in enumerate((df, source)):
+        out = tmp_path / f"out{k}"
+        stats = write_training_sets(src, GOLDEN, TAXONOMY, out, config, batch_rows=17)
+        assert stats == json.loads(expected.artifacts()["dataset_stats.json"])
+        for name, data in expected.artifacts().items():
+            assert (out / name).read_bytes() == data, name
+        for split, frame in (("train", expected.train), ("validation", expected.validation)):
+            staged = pq.read_table(out / f"{split}.parquet").to_pandas()
+            assert list(staged.columns) == list(FRAME_COLUMNS)
+            pd.testing.assert_frame_equal(
+                staged.assign(actions=staged["actions"].map(list)), frame, check_dtype=False
+            )
+        assert not (out / "_spill").exists()
+    assert expected.stats["excluded"]["duplicate_email"] == 1
+    assert expected.stats["excluded"]["golden_near_duplicate"] == 1
+
+
+def test_worker_processes_give_the_same_bytes(tmp_path):
+    df = scored(make_rows(150, seed=38, correction_rate=0.3))
+    expected = build(df).artifacts()
+    stats = write_training_sets(df, GOLDEN, TAXONOMY, tmp_path, batch_rows=100, workers=2)
+    assert stats == json.loads(expected["dataset_stats.json"])
+    for name, data in expected.items():
+        assert (tmp_path / name).read_bytes() == data, name
+
+
+def test_write_training_sets_rejects_bad_input(tmp_path):
+    df = scored(make_rows(20, seed=37))
+    with pytest.raises(ValueError, match="batch_rows"):
+        write_training_sets(df, GOLDEN, TAXONOMY, tmp_path, batch_rows=0)
+    with pytest.raises(ValueError, match="compute_rewards"):
+        write_training_sets(df.drop(columns=["reward"]), GOLDEN, TAXONOMY, tmp_path)
+    with pytest.raises(ValueError, match="workers"):
+        write_training_sets(df, GOLDEN, TAXONOMY, tmp_path, workers=0)
 
 
 # --- errors and configuration --------------------------------------------------------------------------
@@ -793,6 +1071,8 @@ def test_missing_reward_columns_are_reported():
         pytest.param({"min_examples": 60}, "warn_examples", id="warn-below-min"),
         pytest.param({"golden_similarity": 0.0}, "golden_similarity", id="similarity-zero"),
         pytest.param({"user_weighting": "linear"}, "user_weighting", id="bad-weighting"),
+        pytest.param({"max_reward_factor": 0.5}, "max_reward_factor", id="reward-factor-below-one"),
+        pytest.param({"max_reward_factor": float("nan")}, "max_reward_factor", id="reward-factor-nan"),
         pytest.param({"max_user_weight_share": 1.5}, "max_user_weight_share", id="bad-user-share"),
         pytest.param({"min_examples": "ten"}, "min_examples", id="non-numeric"),
         pytest.param({"min_examples": 10.5}, "min_examples", id="fractional-int"),

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,8 @@ from feedbackloop.rewards import (
     calculate_reward,
     compute_rewards,
     reference_inputs,
+    regret_span,
+    sample_weight_factor,
     summarize_rewards,
 )
 
@@ -313,6 +316,143 @@ def test_summary():
     assert summary["mean_reward"] == pytest.approx(float(out["reward"].mean()), abs=1e-6)
 
 
+# --- the vectorised path on every input shape ----------------------------------------------------
+
+
+def _reference_frame(df: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for record_ in df.to_dict("records"):
+        total, parts = calculate_reward(*reference_inputs(record_))
+        rows.append({"reward": total, **{f"reward_{k}": v for k, v in parts.items()}})
+    return pd.DataFrame(rows, index=df.index)
+
+
+ARROW_LIST = pd.ArrowDtype(pa.list_(pa.string()))
+
+MIXED = [
+    record(
+        missed_actions=["delete", None, "delete"], unnecessary_actions=np.array(["pay_invoice"], dtype=object)
+    ),
+    record(predicted_actions=("view_offer",), missed_actions=float("nan"), corrected_category="promotion"),
+    record(predicted_actions=None, missed_actions=[], unnecessary_actions=[None], user_took_action=None),
+    record(predicted_actions=[], missed_actions=None, unnecessary_actions=None, confidence=0.0),
+]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: frame(*MIXED), id="python-lists-none-nan-numpy"),
+        pytest.param(lambda: frame(*MIXED).iloc[1:], id="sliced"),
+        pytest.param(
+            lambda: frame(
+                *(record(predicted_actions=[f"a{k}", "b"], missed_actions=[f"m{k}"]) for k in range(70))
+            ),
+            id="more-actions-than-mask-bits",
+        ),
+        pytest.param(
+            lambda: pd.DataFrame(
+                {
+                    "predicted_category": pd.Series(["bill_due", "receipt"], dtype="str"),
+                    "confidence": [0.8, 0.4],
+                    "predicted_actions": pd.array([["pay_invoice"], None], dtype=ARROW_LIST),
+                    "corrected_category": pd.Series([None, "phishing"], dtype="str"),
+                    "missed_actions": pd.array([None, ["report_phishing"]], dtype=ARROW_LIST),
+                    "unnecessary_actions": pd.array([[], None], dtype=ARROW_LIST),
+                    "user_took_action": pd.array([True, None], dtype="boolean"),
+                }
+            ),
+            id="arrow-backed-columns",
+        ),
+    ],
+)
+def test_vectorised_path_matches_reference_on_every_input_shape(make):
+    df = make()
+    out = compute_rewards(df)
+    ref = _reference_frame(df)
+    for col in ref.columns:
+        np.testing.assert_array_equal(out[col].to_numpy(), ref[col].to_numpy())
+    for i, rec in enumerate(df.to_dict("records")):
+        pred, fb, _ = reference_inputs(rec)
+        expected = tuple(sorted((set(pred.actions) - set(fb.unnecessary_actions)) | set(fb.missed_actions)))
+        assert tuple(out["label_actions"].iloc[i]) == expected
+
+
+def test_label_actions_survive_a_parquet_round_trip(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = compute_rewards(frame(*MIXED))
+    pq.write_table(pa.Table.from_pandas(out, preserve_index=False), tmp_path / "r.parquet")
+    back = pq.read_table(tmp_path / "r.parquet").to_pandas()
+    assert [list(v) for v in back["label_actions"]] == [list(v) for v in out["label_actions"]]
+
+
+@pytest.mark.parametrize(
+    "cell", [pytest.param("pay_invoice", id="bare-string"), pytest.param("x", id="one-char-string")]
+)
+def test_a_bare_string_action_cell_is_rejected(cell):
+    df = frame(record(), record())
+    df["missed_actions"] = pd.Series([None, cell], dtype=object)
+    with pytest.raises(TypeError, match="list of strings"):
+        compute_rewards(df)
+
+
+# --- sample weights from rewards ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides, factor",
+    [
+        pytest.param({"confidence": 1.0}, 1.0, id="accepted-certain-engaged"),
+        pytest.param({"confidence": 0.9, "user_took_action": False}, 1 + 0.12 / 1.1, id="accepted-unengaged"),
+        pytest.param(
+            {"confidence": 0.6, "missed_actions": ["delete"]}, 1 + 0.23 / 1.1, id="accepted-one-missed"
+        ),
+        pytest.param(
+            {"corrected_category": "receipt", "confidence": 0.3}, 1 + 0.86 / 1.1, id="corrected-unsure"
+        ),
+        pytest.param(
+            {"corrected_category": "receipt", "confidence": 0.9, "user_took_action": False},
+            1 + 1.08 / 1.1,
+            id="corrected-confident",
+        ),
+        pytest.param(
+            {"corrected_category": "receipt", "confidence": 0.9, "missed_actions": ["delete"]},
+            2.0,
+            id="corrected-and-missed-saturates",
+        ),
+    ],
+)
+def test_sample_weight_factor_table(overrides, factor):
+    reward = compute_rewards(frame(record(**overrides)))["reward"]
+    assert sample_weight_factor(reward)[0] == pytest.approx(factor, abs=1e-12)
+
+
+def test_regret_span():
+    assert regret_span() == pytest.approx(1.1)
+    assert regret_span(RewardWeights(0.0, 1.0, 0.0, 0.0)) == pytest.approx(0.5)
+
+
+def test_max_factor_one_turns_reward_weighting_off():
+    assert sample_weight_factor([0.7, -0.4, -3.0], max_factor=1.0).tolist() == [1.0, 1.0, 1.0]
+    assert sample_weight_factor([0.7, -0.4, -3.0], max_factor=3.0).tolist() == pytest.approx([1.0, 3.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    "reward, max_factor",
+    [
+        pytest.param([float("nan")], 2.0, id="nan-reward"),
+        pytest.param([0.1], 0.5, id="factor-below-one"),
+        pytest.param([0.1], float("inf"), id="infinite-factor"),
+        pytest.param([0.1], True, id="bool-factor"),
+    ],
+)
+def test_sample_weight_factor_rejects_bad_input(reward, max_factor):
+    with pytest.raises(ValueError):
+        sample_weight_factor(reward, max_factor=max_factor)
+
+
 # --- properties ---------------------------------------------------------------------------------
 
 action_lists = st.one_of(st.none(), st.lists(st.sampled_from(ACTIONS), max_size=5))
@@ -392,3 +532,13 @@ def test_correcting_the_category_never_raises_the_reward(row):
     wrong = dict(row, corrected_category="__other__")
     out = compute_rewards(pd.DataFrame([accepted, wrong]))
     assert out["reward"].iloc[1] < out["reward"].iloc[0]
+
+
+@FAST
+@given(row=records, other=records)
+def test_a_lower_reward_never_weighs_less(row, other):
+    rewards = compute_rewards(pd.DataFrame([row, other]))["reward"].to_numpy()
+    factors = sample_weight_factor(rewards)
+    assert ((factors >= 1.0) & (factors <= 2.0)).all()
+    if rewards[0] <= rewards[1]:
+        assert factors[0] >= factors[1]
