@@ -169,7 +169,14 @@ class S3Staging:
         return resp["Body"].read()
 
     def get_file(self, key: str, local_path: Path) -> Path:
-        self.client.download_file(self.bucket, self._key(key), str(local_path))
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.download_file(self.bucket, self._key(key), str(local_path))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise FileNotFoundError(f"staged artifact not found: {self.uri(key)}") from exc
+            raise
         return Path(local_path)
 
     def exists(self, key: str) -> bool:
@@ -184,7 +191,11 @@ class S3Staging:
         return True
 
     def list(self, prefix: str = "") -> list[str]:
-        full = self._key(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
+        # A prefix names a folder, as for LocalStaging: "run1" must not match "run10/...".
+        if prefix:
+            full = self._key(prefix.rstrip("/")) + "/"
+        else:
+            full = f"{self.prefix}/" if self.prefix else ""
         strip = len(self.prefix) + 1 if self.prefix else 0
         keys: list[str] = []
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
