@@ -32,17 +32,6 @@ from feedbackloop.staging import (
 BACKENDS = ("local", "s3")
 S3_PREFIX = "staging/root"
 
-S3_PREFIX_IS_A_STRING = pytest.mark.xfail(
-    reason="S3Staging.list/delete_prefix match the prefix as a string ('run1' also matches 'run10/...'); "
-    "LocalStaging treats it as a folder",
-    strict=True,
-)
-S3_GET_FILE_MISSING = pytest.mark.xfail(
-    reason="S3Staging.get_file raises botocore ClientError (404) for a missing key, not FileNotFoundError",
-    strict=True,
-)
-
-
 @pytest.fixture(scope="module")
 def s3():
     with MotoS3() as server:
@@ -69,11 +58,6 @@ def staging(request: pytest.FixtureRequest, s3: MotoS3, tmp_path: Path) -> Local
 
 def _backend(staging: Any) -> str:
     return "s3" if isinstance(staging, S3Staging) else "local"
-
-
-def _xfail_on_s3(request: pytest.FixtureRequest, staging: Any, mark: Any) -> None:
-    if _backend(staging) == "s3":
-        request.applymarker(mark)
 
 
 # ------------------------------------------------------------------ basic operations
