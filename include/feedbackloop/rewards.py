@@ -293,16 +293,20 @@ def _vector_action_masks(df: pd.DataFrame) -> tuple[list[np.ndarray], list[str]]
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
             return None
         arrays.append(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
-    # Each column's values (its child array, sliced to the rows) and row offsets.
+    # Each column's values (its child array, sliced to the rows) and row offsets, read
+    # zero-copy from the offsets buffer.
     spans = []
     for arr in arrays:
-        offsets = arr.offsets.to_numpy().astype(np.int64)
-        spans.append((arr.values.slice(offsets[0], offsets[-1] - offsets[0]), offsets - offsets[0]))
-    # One dictionary over the three columns, re-coded to the sorted vocabulary so that
-    # bit order is alphabetical order (label lists come out sorted).
-    encoded = pc.dictionary_encode(pa.concat_arrays([values for values, _ in spans]))
-    dictionary = encoded.dictionary.to_pylist()
-    vocab = sorted(dictionary)
+        raw = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
+        first = int(raw[0])
+        offsets = raw.astype(np.int64) - first
+        spans.append((arr.values.slice(first, int(offsets[-1])), offsets))
+    # Each column dictionary-encoded on its own (no concatenated copy), then one sorted
+    # vocabulary over the three, so that bit order is alphabetical order (label lists
+    # come out sorted).
+    encoded = [pc.dictionary_encode(values) for values, _ in spans]
+    dictionaries = [e.dictionary.to_pylist() for e in encoded]
+    vocab = sorted({v for d in dictionaries for v in d if v is not None})
     if len(vocab) > _MAX_VECTOR_ACTIONS:
         return None
     # Arrow reads a bare string cell as the list of its characters. Action ids are longer
@@ -312,23 +316,23 @@ def _vector_action_masks(df: pd.DataFrame) -> tuple[list[np.ndarray], list[str]]
     ):
         return None
     rank = {v: i for i, v in enumerate(vocab)}
-    recode = np.array([rank[v] for v in dictionary] or [0], dtype=np.uint64)
-    indices = encoded.indices
-    bits = np.left_shift(np.uint64(1), recode[pc.fill_null(indices, 0).to_numpy(zero_copy_only=False)])
-    if indices.null_count:  # a None inside a list is no action
-        bits[~pc.is_valid(indices).to_numpy(zero_copy_only=False)] = 0
     n = len(df)
     masks = []
-    start = 0
-    for arr, (values, offsets) in zip(arrays, spans, strict=True):
-        col_bits = bits[start : start + len(values)]
-        start += len(values)
-        mask = np.zeros(n, dtype=np.uint64)
+    for arr, (_, offsets), enc, dictionary in zip(arrays, spans, encoded, dictionaries, strict=True):
+        # The bit of each dictionary entry; a None inside a list is no action (bit 0).
+        bit_of = np.array([0] + [1 << rank[v] if v is not None else 0 for v in dictionary], dtype=np.uint64)
+        indices = enc.indices
+        codes = pc.fill_null(pc.add(indices, 1), 0) if indices.null_count else pc.add(indices, 1)
+        col_bits = bit_of[codes.to_numpy(zero_copy_only=False)]
         nonempty = np.flatnonzero(offsets[1:] > offsets[:-1])
-        if len(nonempty):
+        if len(nonempty) == n:
             # OR the bits of each row's values (an action listed twice sets the same bit,
             # so duplicates count once).
-            mask[nonempty] = np.bitwise_or.reduceat(col_bits, offsets[nonempty])
+            mask = np.bitwise_or.reduceat(col_bits, offsets[:-1])
+        else:
+            mask = np.zeros(n, dtype=np.uint64)
+            if len(nonempty):
+                mask[nonempty] = np.bitwise_or.reduceat(col_bits, offsets[nonempty])
         if arr.null_count:
             mask[~pc.is_valid(arr).to_numpy(zero_copy_only=False)] = 0
         masks.append(mask)
@@ -341,10 +345,29 @@ def _popcount(masks: np.ndarray) -> np.ndarray:
 
 def _label_actions_from_masks(masks: np.ndarray, vocab: list[str], index: pd.Index) -> pd.Series:
     """Decode each distinct label mask once; rows share the (immutable) tuples."""
-    inverse, distinct = pd.factorize(masks, sort=True)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(masks):
+        return pd.Series(np.empty(0, dtype=object), index=index, dtype=object)
+    encoded = pc.dictionary_encode(pa.array(masks, type=pa.uint64()))
+    distinct = encoded.dictionary.to_numpy()
     decoded = np.empty(len(distinct), dtype=object)
     decoded[:] = [tuple(a for bit, a in enumerate(vocab) if (int(m) >> bit) & 1) for m in distinct]
-    return pd.Series(decoded[inverse] if len(masks) else np.empty(0, dtype=object), index=index, dtype=object)
+    return pd.Series(decoded[encoded.indices.to_numpy()], index=index, dtype=object)
+
+
+def _float_array(series: pd.Series) -> np.ndarray:
+    """``confidence`` as float64 (NULL becomes NaN, caught by the finite check)."""
+    import pyarrow as pa
+
+    try:
+        arr = pa.array(series, type=pa.float64(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        return pd.to_numeric(series, errors="raise").to_numpy(dtype=np.float64)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def _engaged(series: pd.Series) -> np.ndarray:
@@ -371,11 +394,12 @@ def _normalise(df: pd.DataFrame) -> _Normalised:
     if predicted.null_count:
         raise ValueError("compute_rewards: predicted_category must not be null")
     corrected = _string_array(df["corrected_category"], "corrected_category")
-    # No correction means the user accepted the prediction.
-    label = pc.if_else(pc.is_null(corrected), predicted, corrected)
-    classification = np.where(pc.equal(label, predicted).to_numpy(zero_copy_only=False), 1.0, -1.0)
+    # No correction means the user accepted the prediction (equal is NULL there: +1).
+    label = pc.coalesce(corrected, predicted)
+    accepted = pc.fill_null(pc.equal(corrected, predicted), True)
+    classification = np.where(accepted.to_numpy(zero_copy_only=False), 1.0, -1.0)
 
-    confidence = pd.to_numeric(df["confidence"], errors="raise").to_numpy(dtype=np.float64)
+    confidence = _float_array(df["confidence"])
     bad = ~np.isfinite(confidence)
     if bad.any():
         raise ValueError(
@@ -484,6 +508,7 @@ def compute_rewards(
             "reward": total,
         },
         index=df.index,
+        copy=False,  # fresh arrays: no need to copy them into one block
     )
     # Input columns are shared, not copied (copy-on-write): the caller's frame is untouched.
     return pd.concat([df.drop(columns=list(REWARD_COLUMNS), errors="ignore"), added], axis=1)
