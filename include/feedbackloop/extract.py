@@ -2,9 +2,12 @@
 
 Reads the view ``ml.feedback_records`` for ``feedback_at`` in the half-open interval
 ``[start, end)``: a record exactly at ``end`` belongs to the next interval, so consecutive
-runs neither miss nor double-count a row. Rows stream through a server-side cursor in
-bounded chunks, each chunk one Parquet row group, so memory stays flat however large the
-interval. The order (``feedback_id``, then ``correction_id`` NULLs first, compared bytewise)
+runs neither miss nor double-count a row. Rows stream in bounded chunks, each chunk one
+Parquet row group, so memory stays flat however large the interval: through the ADBC
+PostgreSQL driver (``COPY ... TO STDOUT (FORMAT binary)`` decoded straight into Arrow in C,
+the interval bound as parameters), on a second connection opened with the caller's
+connection parameters. ``arrow=False`` takes a psycopg server-side cursor instead (Python
+row tuples, ~5x slower; the same bytes). The order (``feedback_id``, then ``correction_id`` NULLs first, compared bytewise)
 and the Parquet settings are fixed, so re-running an interval gives byte-identical output.
 
 Values are kept as the database has them: the body as raw bytes (validation decides whether
@@ -56,9 +59,10 @@ class ExtractSummary:
         }
 
 
-def feedback_query() -> Any:
-    """The extraction query (a ``psycopg.sql.Composed``) with ``%(start)s`` / ``%(end)s`` placeholders.
+def feedback_query(placeholders: tuple[str, str] = ("%(start)s", "%(end)s")) -> Any:
+    """The extraction query (a ``psycopg.sql.Composed``) with the interval as placeholders.
 
+    ``placeholders`` are psycopg's named ones by default; the ADBC path uses ``("$1", "$2")``.
     Identifiers come from the data contract and are quoted by psycopg; the interval is
     always passed as bound parameters.
     """
@@ -69,10 +73,15 @@ def feedback_query() -> Any:
     # (feedback_id, correction_id, action_feedback_id) is unique, so the order is total.
     return sql.SQL(
         "SELECT {columns} FROM {view} "
-        "WHERE feedback_at >= %(start)s AND feedback_at < %(end)s "
+        "WHERE feedback_at >= {start} AND feedback_at < {end} "
         'ORDER BY feedback_id COLLATE "C", correction_id COLLATE "C" NULLS FIRST, '
         'action_feedback_id COLLATE "C" NULLS FIRST'
-    ).format(columns=columns, view=sql.Identifier(*FEEDBACK_VIEW))
+    ).format(
+        columns=columns,
+        view=sql.Identifier(*FEEDBACK_VIEW),
+        start=sql.SQL(placeholders[0]),
+        end=sql.SQL(placeholders[1]),
+    )
 
 
 def extract_feedback(
@@ -82,22 +91,28 @@ def extract_feedback(
     start: datetime,
     end: datetime,
     chunk_rows: int = 50_000,
+    arrow: bool = True,
 ) -> ExtractSummary:
     """Stream the feedback records of ``[start, end)`` into a staged Parquet file.
 
     Args:
         conn: an open psycopg 3 connection to the app's database (autocommit off or on).
+            With ``arrow`` its parameters (host, port, user, password, ...) open the ADBC
+            connection, which is closed before returning.
         staging: where to put the file.
         key: staging key of the Parquet file (e.g. ``<dag_id>/<run>/feedback_raw.parquet``).
         start: start of the interval, inclusive (timezone-aware).
         end: end of the interval, exclusive (timezone-aware).
-        chunk_rows: rows fetched per round trip and written per Parquet row group.
+        chunk_rows: rows per Parquet row group (and per round trip of the psycopg path).
+        arrow: read through ADBC (default) rather than a psycopg cursor.
 
     Returns:
         An :class:`ExtractSummary`. An empty interval stages a valid, empty Parquet file.
 
     Raises:
         ValueError: a naive or empty interval, or ``chunk_rows`` < 1.
+        psycopg.OperationalError: the database failed or the connection dropped (also on the
+            ADBC path, which wraps the driver's error); nothing was staged, safe to retry.
     """
     import pyarrow.parquet as pq
 
@@ -109,8 +124,15 @@ def extract_feedback(
     with local_scratch() as tmp:
         path = tmp / "feedback_raw.parquet"
         with pq.ParquetWriter(path, schema, **PARQUET_OPTIONS) as writer:
-            for chunk in _fetch_chunks(conn, start_utc, end_utc, chunk_rows):
-                table = _chunk_table(chunk, schema)
+            tables = (
+                _arrow_chunks(conn, start_utc, end_utc, chunk_rows, schema)
+                if arrow
+                else (
+                    _chunk_table(chunk, schema)
+                    for chunk in _fetch_chunks(conn, start_utc, end_utc, chunk_rows)
+                )
+            )
+            for table in tables:
                 writer.write_table(table, row_group_size=chunk_rows)
                 rows += table.num_rows
         size = path.stat().st_size
@@ -153,3 +175,51 @@ def _chunk_table(chunk: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
         # converted to UTC by pyarrow.
         arrays.append(pa.array(values, type=field.type, from_pandas=False))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _adbc_conninfo(conn: Any) -> str:
+    """libpq connection string with the parameters (and password) of a psycopg connection."""
+    from psycopg.conninfo import make_conninfo
+
+    params = dict(conn.info.get_parameters())
+    password = conn.info.password
+    if password:
+        params["password"] = password
+    return make_conninfo(**params)
+
+
+def _arrow_chunks(conn: Any, start: datetime, end: datetime, chunk_rows: int, schema: pa.Schema) -> Any:
+    """Yield Tables of exactly ``chunk_rows`` rows (the last one shorter) read through ADBC.
+
+    The driver streams ``COPY (query) TO STDOUT (FORMAT binary)`` into Arrow record batches;
+    they are regrouped to ``chunk_rows`` so the row groups, and so the file's bytes, are the
+    same as the psycopg path's. Driver errors surface as ``psycopg.OperationalError``.
+    """
+    import adbc_driver_manager.dbapi as adbc_api
+    import adbc_driver_postgresql.dbapi as adbc
+    import psycopg
+    import pyarrow as pa
+
+    query = feedback_query(("$1", "$2")).as_string(conn)
+    try:
+        with adbc.connect(_adbc_conninfo(conn)) as aconn, aconn.cursor() as cur:
+            cur.execute(query, (start, end))
+            pending: list[pa.RecordBatch] = []
+            pending_rows = 0
+            for batch in cur.fetch_record_batch():
+                pending.append(batch)
+                pending_rows += batch.num_rows
+                while pending_rows >= chunk_rows:
+                    table = pa.Table.from_batches(pending).combine_chunks()
+                    yield _cast(table.slice(0, chunk_rows), schema)
+                    rest = table.slice(chunk_rows)
+                    pending, pending_rows = rest.to_batches(), rest.num_rows
+            if pending_rows:
+                yield _cast(pa.Table.from_batches(pending), schema)
+    except adbc_api.Error as exc:
+        raise psycopg.OperationalError(f"feedback extract failed: {exc}") from exc
+
+
+def _cast(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """The driver's Arrow types (names as in the view) cast to the raw contract."""
+    return table.rename_columns(schema.names).cast(schema).combine_chunks()

@@ -22,6 +22,8 @@ RAW = "feedback_raw.parquet"
 VALID = "feedback_valid.parquet"
 QUARANTINE = "quarantine.parquet"
 GX_RESULT = "gx_validation.json"
+# Rows per validation chunk: GX costs ~0.3 s per call, so chunks are large; memory is one chunk.
+VALIDATE_CHUNK_ROWS = 100_000
 VALIDATION_SUMMARY = "validation_summary.json"
 REWARDS = "rewards.parquet"
 TRAIN_JSONL = "train.jsonl"
@@ -97,32 +99,64 @@ class ValidationSettings:
 
 
 def validate(
-    staging: Staging, run: RunContext, settings: ValidationSettings = ValidationSettings()
+    staging: Staging,
+    run: RunContext,
+    settings: ValidationSettings = ValidationSettings(),  # noqa: B008 - frozen, immutable default
+    chunk_rows: int = VALIDATE_CHUNK_ROWS,
 ) -> dict[str, Any]:
-    """Run the data-quality gate; stage valid rows, quarantine and the GX result.
+    """Run the data-quality gate; stage valid rows, quarantine and the GX results.
+
+    Streams: the raw extract is validated in chunks of about ``chunk_rows`` rows
+    (:class:`~feedbackloop.quality_stream.StreamingValidator`, the same row-level outcome and
+    batch checks as one call over the whole interval) and the valid and quarantined rows are
+    written chunk by chunk, so peak memory is one chunk's whatever the interval's size.
+    The staged GX document holds one Great Expectations result per chunk.
 
     Artifacts are staged before a failing verdict raises, so the evidence of a failed run
     is always there to inspect.
     """
-    from feedbackloop.quality import validate_feedback
+    import pyarrow.parquet as pq
 
-    raw = read_parquet(staging, run.key(RAW))
-    result = validate_feedback(
-        raw,
-        run.start,
-        run.end,
+    from feedbackloop.contracts import valid_schema
+    from feedbackloop.quality import quarantine_schema
+    from feedbackloop.quality_stream import BatchLimits, StreamingValidator, check_summary, iter_raw_chunks
+    from feedbackloop.staging import PARQUET_OPTIONS, PARQUET_ROW_GROUP_SIZE, local_scratch
+
+    limits = BatchLimits(
         max_quarantine_share=settings.max_quarantine_share,
         min_rows=settings.min_rows,
         max_category_share=settings.max_category_share,
     )
-    write_parquet(staging, run.key(VALID), result.valid)
-    write_parquet(staging, run.key(QUARANTINE), result.quarantine)
-    _put_json(staging, run.key(GX_RESULT), result.gx_result)
-    summary = dict(result.summary)
+    validator = StreamingValidator(run.start, run.end, limits)
+    gx_results: list[dict[str, Any]] = []
+    with local_scratch() as tmp:
+        raw = staging.get_file(run.key(RAW), tmp / "raw.parquet")
+        valid_path, quarantine_path = tmp / "valid.parquet", tmp / "quarantine.parquet"
+        with (
+            pq.ParquetWriter(valid_path, valid_schema(), **PARQUET_OPTIONS) as valid_out,
+            pq.ParquetWriter(quarantine_path, quarantine_schema(), **PARQUET_OPTIONS) as quarantine_out,
+        ):
+            for chunk in iter_raw_chunks(raw, chunk_rows):
+                result = validator.validate(chunk)
+                valid_out.write_table(result.valid, row_group_size=PARQUET_ROW_GROUP_SIZE)
+                quarantine_out.write_table(result.quarantine, row_group_size=PARQUET_ROW_GROUP_SIZE)
+                gx_results.append(result.gx_result)
+        summary = validator.finish()
+        staging.put_file(run.key(VALID), valid_path)
+        staging.put_file(run.key(QUARANTINE), quarantine_path)
+    _put_json(
+        staging,
+        run.key(GX_RESULT),
+        {
+            "success": all(r.get("success") for r in gx_results),
+            "chunk_rows": chunk_rows,
+            "chunks": gx_results,
+        },
+    )
     summary["uri"] = staging.uri(run.key(VALID))
     summary["quarantine_uri"] = staging.uri(run.key(QUARANTINE))
     _put_json(staging, run.key(VALIDATION_SUMMARY), summary)
-    result.check()
+    check_summary(summary)
     return summary
 
 

@@ -198,3 +198,33 @@ def test_bad_interval_and_chunk_size_are_rejected(tmp_path: Path) -> None:
     validator.finish()
     with pytest.raises(RuntimeError, match="after finish"):
         validator.validate(make_table([make_row(1)]))
+
+
+def test_pipeline_validate_streams_chunks_with_the_whole_table_outcome(tmp_path: Path) -> None:
+    """The retraining DAG's validate stage (chunked) stages what one whole-table call decides."""
+    import json
+
+    from feedbackloop import pipeline
+    from feedbackloop.staging import LocalStaging, read_parquet
+
+    rows = _every_case_rows()
+    whole = validate_feedback(make_table(rows), START, END, taxonomy=TAX, max_quarantine_share=1.0)
+    staging = LocalStaging(tmp_path / "staging")
+    run = pipeline.RunContext("feedback_retraining", "manual__1", START, END)
+    staging.put_file(run.key(pipeline.RAW), _write(tmp_path, rows))
+    settings = pipeline.ValidationSettings(max_quarantine_share=1.0)
+
+    summary = pipeline.validate(staging, run, settings, chunk_rows=4)
+
+    assert summary["chunks"] > 1
+    assert summary["rows_read"] == len(rows) == summary["rows_valid"] + summary["rows_quarantined"]
+    assert summary["reasons"] == whole.summary["reasons"]
+    assert _plain(read_parquet(staging, run.key(pipeline.VALID))) == _plain(whole.valid)
+    assert _plain(read_parquet(staging, run.key(pipeline.QUARANTINE))) == _plain(whole.quarantine)
+    gx = json.loads(staging.get_bytes(run.key(pipeline.GX_RESULT)))
+    assert len(gx["chunks"]) == summary["chunks"] and gx["success"] is False  # bad rows were found
+
+    # The default quarantine limit (5%) fails the gate, after staging the evidence.
+    with pytest.raises(DataQualityError, match="quarantine share .* exceeds the limit 5.0%"):
+        pipeline.validate(staging, run, pipeline.ValidationSettings(), chunk_rows=4)
+    assert staging.exists(run.key(pipeline.QUARANTINE))
