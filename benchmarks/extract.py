@@ -7,8 +7,10 @@ a fresh child process so that peak RSS values are separate:
 =============  =================================================================================
 floor          ``COPY (<the extraction query>) TO STDOUT`` into /dev/null (psycopg, text format)
 peer           naive ``pandas.read_sql`` of the whole interval (SQLAlchemy + psycopg)
-ours           ``extract_feedback`` to staged Parquet, then ``validate_feedback`` on the table
-ours-stream    ``extract_feedback``, then the chunked ``StreamingValidator`` (bounded memory)
+ours           ``extract_feedback`` (ADBC) to staged Parquet, then ``validate_feedback`` on the table
+ours-stream    ``extract_feedback``, then the chunked ``StreamingValidator`` (bounded memory; the
+               path of the retraining DAG's validate stage and of the daily export)
+before         ``extract_feedback(arrow=False)``: the psycopg cursor path (same bytes)
 =============  =================================================================================
 
 and prints rows/s, seconds and peak RSS of each, validation time, and the peak RSS of ours at
@@ -19,8 +21,6 @@ timed separately: a worker pays it once per process.
     PYTHONPATH=include python benchmarks/extract.py                  # N = 1,000,000
     PYTHONPATH=include python benchmarks/extract.py --rows 100000
     PYTHONPATH=include python benchmarks/extract.py --rows 200000 --no-double
-    pip install --target /tmp/adbc adbc-driver-postgresql     # optional third baseline:
-    PYTHONPATH=include python benchmarks/extract.py --adbc-path /tmp/adbc
 
 Data: ``--malformed-fraction`` (default 0.2 %) of rows carry one generator defect, so the
 gate passes; ``body_too_large`` bodies are just above the 1 MB limit to bound disk use.
@@ -194,58 +194,38 @@ def child_ours(
     }
 
 
-def child_adbc(dsn: str, days: int, chunk_rows: int) -> dict[str, Any]:
-    """Candidate fix (not in extract.py): Arrow-native COPY BINARY via the ADBC PostgreSQL
-    driver, written with extract's schema, row groups and Parquet settings."""
-    try:
-        import adbc_driver_postgresql.dbapi as adbc
-    except ImportError:
-        return {"skipped": "adbc_driver_postgresql is not installed"}
+def child_cursor(dsn: str, days: int, chunk_rows: int) -> dict[str, Any]:
+    """The psycopg path of ``extract_feedback`` (``arrow=False``: a server-side cursor and
+    Python row tuples), the implementation the ADBC reader replaced; same Parquet bytes."""
     import psycopg
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from feedbackloop.contracts import raw_schema
-    from feedbackloop.staging import PARQUET_OPTIONS
+    from feedbackloop.extract import extract_feedback
+    from feedbackloop.staging import LocalStaging
 
     start, end = _interval(days)
-    with psycopg.connect(dsn) as conn:
-        query = _literal_query(conn, start, end)
-    schema = raw_schema()
-    work = Path(tempfile.mkdtemp(prefix="bench-extract-adbc-"))
-    path = work / "feedback_raw.parquet"
-    rows = 0
+    work = Path(tempfile.mkdtemp(prefix="bench-extract-cursor-"))
     try:
-        t0 = time.perf_counter()
-        with (
-            adbc.connect(dsn) as conn,
-            conn.cursor() as cur,
-            pq.ParquetWriter(path, schema, **PARQUET_OPTIONS) as out,
-        ):
-            cur.execute(query)
-            pending: list[Any] = []
-            pending_rows = 0
-            for batch in cur.fetch_record_batch():
-                pending.append(batch)
-                pending_rows += batch.num_rows
-                while pending_rows >= chunk_rows:  # the same row groups as extract_feedback
-                    table = pa.Table.from_batches(pending)
-                    out.write_table(
-                        table.slice(0, chunk_rows).cast(schema).combine_chunks(), row_group_size=chunk_rows
-                    )
-                    rest = table.slice(chunk_rows)
-                    pending, pending_rows = rest.to_batches(), rest.num_rows
-                    rows += chunk_rows
-            if pending_rows:
-                out.write_table(
-                    pa.Table.from_batches(pending).cast(schema).combine_chunks(), row_group_size=chunk_rows
-                )
-                rows += pending_rows
-        seconds = time.perf_counter() - t0
-        digest = _sha256(path)
+        with psycopg.connect(dsn) as conn:
+            t0 = time.perf_counter()
+            summary = extract_feedback(
+                conn,
+                LocalStaging(work),
+                "feedback_raw.parquet",
+                start,
+                end,
+                chunk_rows=chunk_rows,
+                arrow=False,
+            )
+            seconds = time.perf_counter() - t0
+        digest = _sha256(work / "feedback_raw.parquet")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"rows": rows, "seconds": seconds, "peak_rss_mib": _peak_rss_mib(), "parquet_sha256": digest}
+    return {
+        "rows": summary.rows,
+        "seconds": seconds,
+        "peak_rss_mib": _peak_rss_mib(),
+        "parquet_sha256": digest,
+    }
 
 
 def _sha256(path: Path) -> str:
@@ -337,11 +317,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--validate-chunk-rows", type=int, default=100_000, help="StreamingValidator chunk size")
     p.add_argument("--no-double", action="store_true", help="skip the 2N memory check")
     p.add_argument("--json", help="also write the results to this file")
-    p.add_argument(
-        "--adbc-path",
-        help="a folder holding adbc_driver_postgresql (pip install --target ...): adds the candidate "
-        "Arrow-native extraction as a third baseline",
-    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--dsn", help=argparse.SUPPRESS)
     p.add_argument("--days", type=int, default=1, help=argparse.SUPPRESS)
@@ -349,8 +324,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stream", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
-    if args.adbc_path:
-        sys.path.insert(0, args.adbc_path)
     if args.child:
         if args.child == "load":
             result = child_load(args.dsn, args.rows, args.seed, args.day, args.malformed_fraction)
@@ -358,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             result = child_floor(args.dsn, args.days)
         elif args.child == "peer":
             result = child_peer(args.dsn, args.days)
-        elif args.child == "adbc":
-            result = child_adbc(args.dsn, args.days, args.chunk_rows)
+        elif args.child == "cursor":
+            result = child_cursor(args.dsn, args.days, args.chunk_rows)
         else:
             result = child_ours(
                 args.dsn, args.days, args.chunk_rows, bool(args.stream), args.validate_chunk_rows
@@ -392,8 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             "ours": spawn("ours", dsn, days=1, stream=0, **opts),
             "ours_stream": spawn("ours", dsn, days=1, stream=1, **opts),
         }
-        if args.adbc_path:
-            n["adbc"] = spawn("adbc", dsn, days=1, chunk_rows=args.chunk_rows, adbc_path=args.adbc_path)
+        n["cursor"] = spawn("cursor", dsn, days=1, chunk_rows=args.chunk_rows)
         if days == 2:
             results["2n"] = {
                 "floor": spawn("floor", dsn, days=2),
@@ -418,13 +390,14 @@ def main(argv: list[str] | None = None) -> int:
             f"first call {r['gx_warmup_s']:.1f} s)  "
             f"quarantined {r['rows_quarantined']:,}  passed {r['passed']}"
         )
-    if "adbc" in n and "skipped" not in n["adbc"]:
-        a = n["adbc"]
-        print(_line("candidate: ADBC COPY->Arrow", a))
-        same = a["parquet_sha256"] == n["ours"]["parquet_sha256"]
-        print(
-            f"      {a['seconds'] / n['floor']['seconds']:.2f}x the floor; Parquet identical to extract_feedback's: {same}"
-        )
+    c = n["cursor"]
+    print(_line("before: psycopg cursor path", c))
+    same = c["parquet_sha256"] == n["ours"]["parquet_sha256"]
+    results["cursor_vs_floor"] = c["seconds"] / n["floor"]["seconds"]
+    results["cursor_bytes_identical"] = same
+    print(
+        f"      extract only: {results['cursor_vs_floor']:.2f}x the floor; Parquet identical to the ADBC path's: {same}"
+    )
     ratio = n["ours"]["extract_s"] / n["floor"]["seconds"]
     results["extract_vs_floor"] = ratio
     print(
