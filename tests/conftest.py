@@ -43,7 +43,10 @@ def pg_server():
     Its data folder is a private temporary folder, not pytest's tmp_path: pytest prunes old
     basetemp folders, which would delete the data of a server another session still runs.
     """
+    import secrets
     import shutil
+
+    from tests.support import PIPELINE_PASSWORD_ENV, require_pipeline_password
 
     from feedbackloop import embedded_pg
 
@@ -51,6 +54,10 @@ def pg_server():
     pgdata = root / "data"
     # Any free port: parallel test sessions on one machine must not collide.
     server = embedded_pg.start(pgdata, port=int(os.environ.get("FEEDBACKLOOP_TEST_PG_PORT", "0")))
+    # The pipeline's least-privilege role logs in with a password only this session knows;
+    # pg_dsn grants it on each test database and use_feedback_db makes the DAGs use it.
+    os.environ[PIPELINE_PASSWORD_ENV] = f"fl-test-pipeline-{secrets.token_hex(12)}"
+    require_pipeline_password(server, os.environ[PIPELINE_PASSWORD_ENV])
     yield server
     embedded_pg.stop(pgdata)
     shutil.rmtree(root, ignore_errors=True)
@@ -58,7 +65,12 @@ def pg_server():
 
 @pytest.fixture
 def pg_dsn(pg_server) -> Iterator[str]:
-    """DSN of a fresh database with app tables and ml migrations, dropped after the test."""
+    """DSN (superuser) of a fresh database with app tables and ml migrations, dropped after the test.
+
+    The migrations run as the superuser (the schema owner); then the pipeline's role is
+    granted exactly what ``pipeline_role.sql`` documents, which is what the DAGs connect as
+    (``tests.support.use_feedback_db``).
+    """
     import psycopg
 
     from feedbackloop import db
@@ -71,6 +83,7 @@ def pg_dsn(pg_server) -> Iterator[str]:
     with psycopg.connect(dsn) as conn:
         db.create_app_tables(conn)
         db.migrate(conn)
+        db.apply_pipeline_role(conn)
     yield dsn
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -4,7 +4,9 @@ Migrations are the SQL files in ``migrations/ml`` applied in name order, each on
 in ``ml.schema_migrations`` with a checksum; an edited, already-applied file is an error (add
 a new file instead). An advisory lock serialises concurrent migrators (several workers
 starting at once). ``migrations/app`` holds the app-owned tables, which only the demo and
-the tests create.
+the tests create. ``migrations/roles/pipeline_role.sql`` creates the pipeline's
+least-privilege login role (:func:`apply_pipeline_role`), run by the owner of schema ``ml``
+after the migrations.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from importlib import resources
 from typing import Any
 
 _MIGRATION_LOCK = 7_314_159_265  # arbitrary, constant advisory-lock key
+PIPELINE_ROLE = "feedbackloop_pipeline"
+"""The login role the DAGs use: SELECT on the app tables, row access to schema ``ml``."""
 
 
 class MigrationError(RuntimeError):
@@ -77,3 +81,27 @@ def migrate(conn: Any) -> list[str]:
             cur.execute("INSERT INTO ml.schema_migrations (name, checksum) VALUES (%s, %s)", (name, checksum))
             applied_now.append(name)
     return applied_now
+
+
+def pipeline_role_sql() -> str:
+    """The documented SQL that creates and grants :data:`PIPELINE_ROLE` (idempotent)."""
+    return (resources.files("feedbackloop") / "migrations" / "roles" / "pipeline_role.sql").read_text(
+        encoding="utf-8"
+    )
+
+
+def apply_pipeline_role(conn: Any, password: str | None = None) -> None:
+    """Create :data:`PIPELINE_ROLE` and grant it what the pipeline needs, nothing more.
+
+    Run as the owner of schema ``ml`` (the role that ran :func:`migrate`), after migrating.
+    ``password`` (optional) sets the role's login password, sent as a literal the server
+    hashes (never logged here).
+    """
+    from psycopg import sql
+
+    with transaction(conn) as cur:
+        cur.execute(pipeline_role_sql())
+        if password is not None:
+            cur.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(PIPELINE_ROLE), sql.Literal(password))
+            )

@@ -39,11 +39,12 @@ APP_TABLES = ("emails", "predictions", "category_corrections", "action_feedback"
 def ensure_database(server: embedded_pg.EmbeddedPostgres, name: str) -> str:
     """Create database ``name`` on the embedded server if missing; return its DSN."""
     import psycopg
+    from psycopg import sql
 
     with psycopg.connect(server.dsn(), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return server.dsn(name)
 
 

@@ -215,13 +215,32 @@ def parse_taxonomy(data: Any, path: Path | str = "taxonomy.yaml") -> Taxonomy:
     )
 
 
+def _read_text(path: Path) -> str:
+    """A golden-set file's text; a missing or unreadable file is a :class:`GoldenSetError`
+    that says where it was looked for and how to point elsewhere."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise GoldenSetError(path, None, None, f"is not valid UTF-8: {exc}") from exc
+    except FileNotFoundError:
+        raise GoldenSetError(
+            path,
+            None,
+            None,
+            f"not found at {path}: set FEEDBACKLOOP_GOLDEN_DIR to the folder holding taxonomy.yaml and "
+            "golden_set.jsonl (default: golden_set/ of the repository)",
+        ) from None
+    except OSError as exc:
+        raise GoldenSetError(path, None, None, f"cannot be read: {exc.strerror or exc}") from exc
+
+
 def load_taxonomy(path: Path | str | None = None) -> Taxonomy:
     """Load and validate ``taxonomy.yaml`` (default: the project's golden_set folder)."""
     import yaml
 
     path = Path(path) if path is not None else golden_dir() / "taxonomy.yaml"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(_read_text(path))
     except yaml.YAMLError as exc:
         raise GoldenSetError(path, None, None, f"is not valid YAML: {exc}") from exc
     return parse_taxonomy(data, path)
@@ -299,11 +318,7 @@ def load_golden_set(path: Path | str | None = None, taxonomy: Taxonomy | None = 
     """Load and validate ``golden_set.jsonl`` (default: the project's golden_set folder)."""
     path = Path(path) if path is not None else golden_dir() / "golden_set.jsonl"
     taxonomy = taxonomy or default_taxonomy()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise GoldenSetError(path, None, None, f"is not valid UTF-8: {exc}") from exc
-    return parse_golden_lines(text.splitlines(), taxonomy, path)
+    return parse_golden_lines(_read_text(path).splitlines(), taxonomy, path)
 
 
 def category_counts(emails: Sequence[GoldenEmail]) -> dict[str, int]:

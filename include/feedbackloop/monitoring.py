@@ -138,6 +138,8 @@ class Thresholds:
         for name in ("accuracy_max_drop", "max_ece"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.latency_p95_ms <= 0:  # 0 would page on every prediction
+            raise ValueError(f"latency_p95_ms must be > 0, got {self.latency_p95_ms!r}")
         for name in (
             "baseline_days",
             "accuracy_window_hours",

@@ -126,6 +126,12 @@ def deploy_challenger(
     """
     if not 0 < traffic_share <= 1:
         raise ValueError(f"traffic_share must be in (0, 1], got {traffic_share}")
+    if float(traffic_share) not in RAMP_STEPS:
+        # Checked here, not only by the table's CHECK constraint, for a message that says what to use.
+        raise ValueError(
+            f"traffic_share must be one of the ramp steps {RAMP_STEPS} (a canary starts at one of them; "
+            f"100% is a promotion), got {traffic_share}"
+        )
     with transaction(conn) as cur:
         cur.execute("LOCK TABLE ml.deployments IN SHARE ROW EXCLUSIVE MODE")
         cur.execute("SELECT version_id FROM ml.deployments WHERE alias = 'champion'")

@@ -118,10 +118,14 @@ class ReviewPolicy:
                 continue
             if name == "criticality":
                 converted[name] = {str(k): float(v) for k, v in dict(raw).items()}
-            elif name in ("confidence_threshold", "problem_area_factor"):
-                converted[name] = float(raw)
             else:
-                number = float(raw)
+                try:
+                    number = float(raw)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{name} must be a number, got {raw!r}") from None
+                if name in ("confidence_threshold", "problem_area_factor"):
+                    converted[name] = number
+                    continue
                 if not number.is_integer():
                     raise ValueError(f"{name} must be a whole number, got {raw!r}")
                 converted[name] = int(number)

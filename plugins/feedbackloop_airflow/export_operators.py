@@ -74,6 +74,7 @@ class ExportFeedbackOperator(FeedbackLoopOperator):
 
         from feedbackloop.export import ExportRejected, ExportSettings, export_feedback, resolve_export_day
         from feedbackloop.quality_stream import BatchLimits
+        from feedbackloop_airflow.operators import checked_number
 
         # A scheduled run exports the UTC day of its data interval start; a manual run
         # without a data interval must name the day.
@@ -84,7 +85,10 @@ class ExportFeedbackOperator(FeedbackLoopOperator):
             )
             settings = ExportSettings(
                 limits=BatchLimits(
-                    max_quarantine_share=float(self.max_quarantine_share), min_rows=int(self.min_rows)
+                    max_quarantine_share=checked_number(
+                        "max_quarantine_share", self.max_quarantine_share, minimum=0, maximum=1
+                    ),
+                    min_rows=checked_number("min_rows", self.min_rows, minimum=0, integer=True),
                 )
             )
         except ValueError as exc:

@@ -59,14 +59,16 @@ class GoldenValidationOperator(FeedbackLoopOperator):
         self.openai_conn_id = openai_conn_id
 
     def _openai_client(self) -> Any:
-        from airflow.providers.openai.hooks.openai import OpenAIHook
+        from feedbackloop_airflow.hooks import openai_client
 
-        return OpenAIHook(conn_id=self.openai_conn_id).get_conn()
+        return openai_client(self.openai_conn_id)
 
     def execute(self, context: Any) -> dict[str, Any]:
         from feedbackloop.golden_validation import validate_alias
+        from feedbackloop_airflow.operators import checked_number
 
-        thresholds = {k: float(v) for k, v in (self.thresholds or {}).items()}
+        thresholds = {k: checked_number(k, v) for k, v in (self.thresholds or {}).items()}
+        max_drop = checked_number("max_accuracy_drop", self.max_accuracy_drop, minimum=0, maximum=1)
         run = self.run_context(context)
         with self.db() as conn:
             summary = validate_alias(
@@ -75,7 +77,7 @@ class GoldenValidationOperator(FeedbackLoopOperator):
                 run,
                 self.alias,
                 thresholds,
-                max_accuracy_drop=float(self.max_accuracy_drop),
+                max_accuracy_drop=max_drop,
                 openai_client_factory=self._openai_client,
             )
         return self.publish(context, summary)

@@ -235,7 +235,6 @@ def start_or_defer(
         AirflowFailException: Cost guard or wind-down refusal (retrying cannot help); the
             message names the estimate and limit, or the alternatives.
     """
-    from airflow.providers.openai.hooks.openai import OpenAIHook
     from airflow.sdk.exceptions import AirflowFailException
 
     from feedbackloop.models.openai_finetune import (
@@ -244,8 +243,9 @@ def start_or_defer(
         check_job,
         start_or_attach,
     )
+    from feedbackloop_airflow.hooks import openai_client
 
-    client = OpenAIHook(conn_id=openai_conn_id).get_conn()
+    client = openai_client(openai_conn_id)
     try:
         job = start_or_attach(conn, client, staging, request)
     except (CostLimitExceeded, FineTuningUnavailable) as exc:

@@ -20,10 +20,57 @@ from feedbackloop_airflow.openai_training import FineTuneDeferrableMixin
 STAGE_XCOM_KEY = "summary"
 
 
-def _as_datetime(value: Any) -> datetime:
+def _as_datetime(value: Any, name: str = "interval bound") -> datetime:
     if isinstance(value, datetime):
         return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{name} must be an ISO 8601 timestamp with a time zone, e.g. 2026-11-15T02:00:00+00:00, "
+            f"got {value!r}"
+        ) from None
+
+
+def checked_number(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    integer: bool = False,
+) -> Any:
+    """A templated (often string) operator argument as a number within its range.
+
+    Bad input is the task's to refuse, whatever the trigger form let through (the form
+    validates the DAG's params; an operator can also get values from elsewhere): the task
+    fails at once, without retries, naming the argument, the allowed range and the value.
+
+    Raises:
+        AirflowFailException: not a number, not an integer when one is required, or out of range.
+    """
+    import math
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    kind = "an integer" if integer else "a number"
+    lo = "" if minimum is None else (f"> {minimum:g}" if exclusive_minimum else f">= {minimum:g}")
+    hi = "" if maximum is None else f"<= {maximum:g}"
+    allowed = " and ".join(p for p in (lo, hi) if p)
+    wanted = f"{kind}{' ' + allowed if allowed else ''}"
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+        if not math.isfinite(number) or (integer and number != int(number)):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise AirflowFailException(f"{name} must be {wanted}, got {value!r}") from None
+    too_low = minimum is not None and (number <= minimum if exclusive_minimum else number < minimum)
+    if too_low or (maximum is not None and number > maximum):
+        raise AirflowFailException(f"{name} must be {wanted}, got {value!r}")
+    return int(number) if integer else number
 
 
 class FeedbackLoopOperator(BaseOperator):
@@ -66,9 +113,12 @@ class FeedbackLoopOperator(BaseOperator):
         end = params.get("interval_end") or context.get("data_interval_end")
         if start is None or end is None:
             raise ValueError("the run has no data interval; give interval_start and interval_end")
-        start, end = _as_datetime(start), _as_datetime(end)
-        if start.tzinfo is None or end.tzinfo is None:
-            raise ValueError(f"interval bounds must carry a time zone, got {start!r} .. {end!r}")
+        start, end = _as_datetime(start, "interval_start"), _as_datetime(end, "interval_end")
+        for name, bound in (("interval_start", start), ("interval_end", end)):
+            if bound.tzinfo is None:
+                raise ValueError(
+                    f"{name} must carry a time zone, e.g. {bound.isoformat()}+00:00 for UTC, got {bound.isoformat()}"
+                )
         if not start < end:
             raise ValueError(f"interval_start {start.isoformat()} must be before interval_end {end.isoformat()}")
         return RunContext(dag_id=context["dag"].dag_id, run_id=context["run_id"], start=start, end=end)
@@ -106,7 +156,10 @@ class ValidateFeedbackOperator(FeedbackLoopOperator):
         from feedbackloop.quality import DataQualityError
 
         settings = pipeline.ValidationSettings(
-            max_quarantine_share=float(self.max_quarantine_share), min_rows=int(self.min_rows)
+            max_quarantine_share=checked_number(
+                "max_quarantine_share", self.max_quarantine_share, minimum=0, maximum=1
+            ),
+            min_rows=checked_number("min_rows", self.min_rows, minimum=0, integer=True),
         )
         try:
             summary = pipeline.validate(self.staging(), self.run_context(context), settings)
@@ -145,7 +198,7 @@ class BuildTrainingSetsOperator(FeedbackLoopOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from feedbackloop import pipeline
 
-        config = {"min_examples": int(self.min_examples)}
+        config = {"min_examples": checked_number("min_examples", self.min_examples, minimum=1, integer=True)}
         return self.publish(context, pipeline.datasets(self.staging(), self.run_context(context), config))
 
 
@@ -185,7 +238,7 @@ class TrainChallengerOperator(FineTuneDeferrableMixin, FeedbackLoopOperator):
             trainer=str(self.trainer),
             base_model=str(self.base_model) if self.base_model not in (None, "", "None") else None,
             method=str(self.method),
-            max_cost_usd=float(self.max_cost_usd),
+            max_cost_usd=checked_number("max_cost_usd", self.max_cost_usd, minimum=0),
         )
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -235,9 +288,9 @@ class EvaluateGoldenSetOperator(FeedbackLoopOperator):
         champion_spec = champion["spec"] if champion else None
         client = None
         if needs_openai(champion_spec) or needs_openai(read_json(staging, run.key(MODEL_SPEC))):
-            from airflow.providers.openai.hooks.openai import OpenAIHook
+            from feedbackloop_airflow.hooks import openai_client
 
-            client = OpenAIHook(conn_id=self.openai_conn_id).get_conn()
+            client = openai_client(self.openai_conn_id)
         return self.publish(context, pipeline.evaluate_golden(staging, run, champion_spec, client))
 
 
@@ -258,10 +311,14 @@ class GoldenGateOperator(FeedbackLoopOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from feedbackloop import pipeline
-        from feedbackloop.gate import GateFailed
+        from feedbackloop.gate import GateError, GateFailed, GateThresholds
 
         run = self.run_context(context)
-        thresholds = {k: float(v) for k, v in (self.thresholds or {}).items()}
+        thresholds = {k: checked_number(k, v) for k, v in (self.thresholds or {}).items()}
+        try:
+            GateThresholds(**thresholds)  # bad thresholds fail now, without retries
+        except (GateError, TypeError) as exc:
+            raise AirflowFailException(f"invalid gate thresholds: {exc}") from exc
         with self.db() as conn:
             try:
                 summary = pipeline.gate(conn, self.staging(), run, thresholds)
@@ -286,14 +343,23 @@ class DeployChallengerOperator(FeedbackLoopOperator):
         self.dry_run = dry_run
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from feedbackloop import pipeline
+        from feedbackloop.registry import RAMP_STEPS
 
         run = self.run_context(context)
+        share = checked_number("traffic_share", self.traffic_share, minimum=0, maximum=1, exclusive_minimum=True)
+        if share not in RAMP_STEPS:
+            raise AirflowFailException(
+                f"traffic_share must be one of the canary ramp steps {', '.join(f'{s:g}' for s in RAMP_STEPS)}, "
+                f"got {self.traffic_share!r}"
+            )
         if self.dry_run in (True, "True", "true"):
             self.log.info("dry run: the challenger passed the gate but is not deployed")
             return self.publish(context, {"dry_run": True, "alias": None})
         with self.db() as conn:
-            return self.publish(context, pipeline.deploy(conn, self.staging(), run, float(self.traffic_share)))
+            return self.publish(context, pipeline.deploy(conn, self.staging(), run, share))
 
 
 class NotifyOperator(BaseOperator):
@@ -343,8 +409,34 @@ def _outcome(stages: dict[str, Any], task_ids: dict[str, str]) -> str:
     return "failed"
 
 
+SLACK_RETRIES = 3
+"""Retries of one Slack message on a dropped/refused connection, a 429 (after its
+``Retry-After``) or a 500/503; slack_sdk's default retries connection errors once only, so
+a single 5xx or 429 used to lose the run's message."""
+SLACK_RETRY_BACKOFF_S = 0.5
+"""Backoff factor between those retries (0.5, 1, 2 s, plus slack_sdk's jitter): its default."""
+
+
+def _slack_retry_handlers() -> list[Any]:
+    from slack_sdk.http_retry.builtin_handlers import (
+        ConnectionErrorRetryHandler,
+        RateLimitErrorRetryHandler,
+        ServerErrorRetryHandler,
+    )
+    from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+
+    interval = BackoffRetryIntervalCalculator(backoff_factor=SLACK_RETRY_BACKOFF_S)
+    return [
+        handler(max_retry_count=SLACK_RETRIES, interval_calculator=interval)
+        for handler in (ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, ServerErrorRetryHandler)
+    ]
+
+
 def send_slack(conn_id: str, payload: dict[str, Any], log: Any) -> bool:
-    """Send a payload through the Slack provider's webhook hook; log instead when unset or down."""
+    """Send a payload through the Slack provider's webhook hook; log instead when unset or down.
+
+    Transient errors are retried (:data:`SLACK_RETRIES`); an outage is logged, never raised.
+    """
     from feedbackloop_airflow.hooks import optional_connection
 
     if optional_connection(conn_id) is None:
@@ -353,9 +445,9 @@ def send_slack(conn_id: str, payload: dict[str, Any], log: Any) -> bool:
     try:
         from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
-        SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=10).send(
-            text=payload["text"], blocks=payload.get("blocks")
-        )
+        SlackWebhookHook(
+            slack_webhook_conn_id=conn_id, timeout=10, retry_handlers=_slack_retry_handlers()
+        ).send(text=payload["text"], blocks=payload.get("blocks"))
     except Exception as exc:  # noqa: BLE001 - a Slack outage must not change the run's outcome
         log.warning("could not notify Slack through '%s': %s", conn_id, type(exc).__name__)
         return False

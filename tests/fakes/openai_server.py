@@ -29,7 +29,9 @@ Behaviour a test controls:
 - **Faults**: latency per call, a fraction of 429s (with ``retry-after-ms`` and
   ``retry-after``), 500s and dropped connections (socket closed without a response), drawn
   from a seeded RNG; plus scripted faults per operation (:meth:`FakeOpenAI.inject`),
-  including ``drop_after`` (the request is processed, then the response is lost).
+  including ``drop_after`` (the request is processed, then the response is lost) and
+  ``slow`` (the request is processed, then the response waits :attr:`Faults.slow_s`, so a
+  client with a shorter timeout gives up: a timeout whose request did take effect).
 
 Usage::
 
@@ -76,7 +78,7 @@ FAKE_API_KEY = "sk-fake-feedbackloop-0123456789"
 
 JOB_STATUSES = ("validating_files", "queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
-FAULT_KINDS = ("429", "500", "drop", "drop_after")
+FAULT_KINDS = ("429", "500", "drop", "drop_after", "slow")
 
 
 # ------------------------------------------------------------------------ spec validation
@@ -412,6 +414,8 @@ class Faults:
         rate_drop: Fraction whose connection is closed without a response.
         retry_after_ms: The ``retry-after-ms`` value sent with a 429 (``retry-after`` carries
             the same delay rounded up to whole seconds, as HTTP requires).
+        slow_s: How long a scripted ``slow`` fault holds the response back (after the
+            request was processed).
         operations: Operation ids the random faults apply to (None: all).
         seed: RNG seed.
     """
@@ -421,6 +425,7 @@ class Faults:
     rate_500: float = 0.0
     rate_drop: float = 0.0
     retry_after_ms: int = 20
+    slow_s: float = 3.0
     operations: frozenset[str] | None = None
     seed: int = 0
 
@@ -1201,6 +1206,15 @@ def _make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 fake.requests.append(RecordedRequest(operation, method, url.path, tuple(query), body, status))
             fake._check_response(operation, status, payload)
             self._wait_latency(received)
+            if fault == "slow":
+                with fake._lock:
+                    fake.faults_injected["slow"] += 1
+                time.sleep(fake.faults.slow_s)
+                try:
+                    self._send(status, payload, headers)
+                except OSError:  # the client gave up waiting and closed the connection
+                    self.close_connection = True
+                return
             if fault == "drop_after":
                 with fake._lock:
                     fake.faults_injected["drop_after"] += 1

@@ -9,6 +9,11 @@ picks a free one) that answers like ``hooks.slack.com`` does:
   ``400 invalid_payload``; neither ``text`` nor ``blocks`` -> ``400 no_text``; blocks that
   break Block Kit's limits -> ``400 invalid_blocks`` (recorded in :attr:`rejected`).
 
+Faults for reliability tests: :meth:`FakeSlackWebhook.inject` queues answers for the next
+POSTs (``"500"``, ``"503"``, ``"429"`` with ``Retry-After: retry_after_s``, ``"drop"``: the connection is
+closed without an answer); :attr:`FakeSlackWebhook.faults_injected` counts them. A faulted
+POST is not delivered (not in :attr:`messages`).
+
 The Slack provider's ``SlackWebhookHook`` builds its URL as ``conn.host.rstrip("/") + "/" +
 conn.password``; :meth:`connection_json` returns the ``AIRFLOW_CONN_*`` JSON that makes that
 URL point here (host ``http://127.0.0.1:<port>/hook``, password = the token).
@@ -23,7 +28,9 @@ Usage::
 
 from __future__ import annotations
 
+import collections
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -35,6 +42,8 @@ SECTION_MAX = 3000
 FIELD_MAX = 2000
 FIELDS_MAX = 10
 BLOCKS_MAX = 50
+FAULT_KINDS = ("500", "503", "429", "drop")
+RETRY_AFTER_S = 1
 
 
 def block_kit_problems(payload: dict[str, Any]) -> list[str]:
@@ -84,6 +93,9 @@ class FakeSlackWebhook:
         self.messages: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self.rejected: list[dict[str, Any]] = []
+        self.faults_injected: collections.Counter[str] = collections.Counter()
+        self.retry_after_s = RETRY_AFTER_S  # the Retry-After (whole seconds) sent with a 429
+        self._scripted: collections.deque[str] = collections.deque()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -100,9 +112,25 @@ class FakeSlackWebhook:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                status, answer = fake._handle(self.path, self.headers.get("Content-Type", ""), body)
+                fault = fake._next_fault(self.path, body)
+                if fault == "drop":
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
+                if fault is not None:
+                    status, answer = (
+                        int(fault),
+                        {"429": "rate_limited", "500": "internal_error"}.get(fault, "service_unavailable"),
+                    )
+                else:
+                    status, answer = fake._handle(self.path, self.headers.get("Content-Type", ""), body)
                 data = answer.encode()
                 self.send_response(status)
+                if fault == "429":
+                    self.send_header("Retry-After", str(fake.retry_after_s))
                 self.send_header("Content-Type", "text/html")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -146,6 +174,25 @@ class FakeSlackWebhook:
                 "password": self.token,
             }
         )
+
+    # -- faults
+
+    def inject(self, *kinds: str) -> None:
+        """Answer the next POSTs with these faults, in order (see the module docstring)."""
+        for kind in kinds:
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"unknown fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
+        with self._lock:
+            self._scripted.extend(kinds)
+
+    def _next_fault(self, path: str, body: bytes) -> str | None:
+        with self._lock:
+            if not self._scripted:
+                return None
+            kind = self._scripted.popleft()
+            self.faults_injected[kind] += 1
+            self.requests.append({"path": path, "content_type": "", "body": body, "fault": kind})
+            return kind
 
     # -- behaviour
 

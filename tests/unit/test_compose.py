@@ -680,6 +680,128 @@ def test_init_writes_the_admin_password_file_as_json_readable_by_owner_only(
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
 
 
+def _heredoc(script: str, marker: str) -> str:
+    """The body of the ``<<'PY'`` heredoc in ``script`` that contains ``marker``."""
+    bodies = re.findall(r"<<'PY'\n(.*?)\nPY(?:\n|$)", script, re.S)
+    found = [body for body in bodies if marker in body]
+    assert len(found) == 1, f"expected one heredoc with {marker!r}, found {len(found)}"
+    return found[0]
+
+
+def _run_connection_check(snippet: str, conn_env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    env.update(conn_env)
+    return subprocess.run(
+        [sys.executable, "-c", snippet], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_init_checks_that_every_connection_the_dags_use_resolves(compose: dict[str, Any]) -> None:
+    init = compose["services"]["airflow-init"]
+    script = init["command"][-1]
+    snippet = _heredoc(script, "get_connection_from_secrets")
+    assert (
+        script.index("python -m feedbackloop.cli migrate") < script.index(snippet) < script.index("umask 077")
+    )
+    conn_env = {k: v for k, v in environment_items(init) if k.startswith("AIRFLOW_CONN_")}
+    assert set(conn_env) == {f"AIRFLOW_CONN_{c.upper()}" for c in CONNECTIONS}
+    # Run the init's check for real against the connections built from .env.example.
+    result = _run_connection_check(snippet, conn_env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("connection ")]
+    assert lines == [f"connection {c}: {t}" for c, t in CONNECTIONS.items()]
+    for secret in ("change-me-feedback-db-password", "change-me-airflow-s3-secret"):
+        assert secret not in result.stdout
+    # A malformed or missing connection fails the init (so nothing starts on a broken .env).
+    broken = {**conn_env, "AIRFLOW_CONN_FEEDBACK_DB": '{"conn_type": "postgres", '}
+    assert _run_connection_check(snippet, broken).returncode != 0
+    missing = {k: v for k, v in conn_env.items() if k != "AIRFLOW_CONN_SLACK_ALERTS"}
+    assert _run_connection_check(snippet, missing).returncode != 0
+
+
+def test_minio_init_creates_the_staging_bucket_before_airflow_starts(compose: dict[str, Any]) -> None:
+    minio_init = compose["services"]["minio-init"]
+    script = minio_init["command"][-1]
+    env = dict(environment_items(minio_init))
+    staging = dict(environment_items(compose["services"]["airflow-worker"]))["FEEDBACKLOOP_STAGING_URI"]
+    assert staging == f"s3://{env['STAGING_BUCKET']}/airflow"
+    assert 'mc mb --ignore-existing "local/${STAGING_BUCKET}"' in script  # idempotent: runs on every `up`
+    assert minio_init["depends_on"] == {"minio": {"condition": "service_healthy"}}
+    for name in set(AIRFLOW_SERVICES) - {"airflow-init"}:
+        deps = compose["services"][name]["depends_on"]
+        assert deps["minio-init"] == {"condition": "service_completed_successfully"}, name
+
+
+def test_env_file_is_git_ignored_and_the_example_is_shipped() -> None:
+    import fnmatch
+
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert any(fnmatch.fnmatch(".env", p.strip("/")) for p in patterns if not p.startswith("!"))
+    assert not any(fnmatch.fnmatch(".env.example", p.strip("/")) for p in patterns if not p.startswith("!"))
+    assert ENV_EXAMPLE.is_file()
+
+
+def test_workers_exchange_artifacts_only_through_s3_staging(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["airflow-worker"]
+    env = dict(environment_items(worker))
+    assert env["FEEDBACKLOOP_STAGING_URI"].startswith("s3://")
+    writable = [v for v in worker["volumes"] if isinstance(v, str) and not v.endswith(":ro")]
+    # The only writable mount is the task-log volume; no data folder is shared between workers.
+    assert writable == ["airflow-logs:/opt/airflow/logs"], writable
+
+
+def test_make_cluster_runs_the_same_topology_as_compose(compose: dict[str, Any]) -> None:
+    """``make cluster`` (feedbackloop.cluster) is this stack without Docker: same Airflow
+    components, same executor, default worker count and staging location; loopback only."""
+    from urllib.parse import urlparse
+
+    from feedbackloop import cluster
+
+    commands = cluster.airflow_commands(api_port=8080)
+    for name, command in AIRFLOW_SERVICES.items():
+        if command is None:
+            continue
+        words = command.split()
+        assert any(argv[: len(words)] == words for argv in commands.values()), (name, command)
+    replicas = int(compose["services"]["airflow-worker"]["deploy"]["replicas"])
+    assert sum(n.startswith("worker-") for n in commands) == replicas == cluster.DEFAULT_WORKERS
+    compose_env = dict(environment_items(compose["services"]["airflow-worker"]))
+    cfg = {
+        "airflow_home": "/tmp/h",
+        "pg_port": 5,
+        "api_port": 8080,
+        "api_url": "http://127.0.0.1:8080",
+        "passwords_file": "/tmp/p.json",
+        "redis_port": 6,
+        "worker_concurrency": 2,
+        "s3_endpoint": "http://127.0.0.1:7",
+        "s3_bucket": cluster.STAGING_BUCKET,
+        "s3_access_key": "k",
+        "s3_secret_key": "s",
+    }
+    secret = dict.fromkeys(("fernet_key", "jwt_secret", "api_secret_key", "redis_password"), "x")
+    env = cluster.airflow_env(cfg, secret)
+    for key in ("AIRFLOW__CORE__EXECUTOR", "FEEDBACKLOOP_STAGING_URI", "AIRFLOW__CORE__AUTH_MANAGER"):
+        assert env[key] == compose_env[key], key
+    assert {f"AIRFLOW_CONN_{c.upper()}" for c in CONNECTIONS} - set(env) <= {
+        "AIRFLOW_CONN_OPENAI_DEFAULT",
+        "AIRFLOW_CONN_SLACK_ALERTS",  # optional locally
+    }
+    # Every URL a cluster process is given points at 127.0.0.1 (s3:// names the bucket, not a host).
+    urls = [v for v in env.values() if "://" in v and not v.startswith(("s3://", "{"))]
+    urls.append(json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])["extra"]["endpoint_url"])
+    hosts = {urlparse(u.removeprefix("db+")).hostname for u in urls}
+    assert hosts == {"127.0.0.1"}, urls
+    assert (
+        "--host" in commands["api-server"]
+        and commands["api-server"][commands["api-server"].index("--host") + 1] == "127.0.0.1"
+    )
+
+
 # --------------------------------------------------------------------------- Dockerfile
 
 

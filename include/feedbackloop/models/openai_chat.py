@@ -332,6 +332,29 @@ def category_confidence(
     return min(1.0, max(0.0, math.exp(total)))
 
 
+def unusable_answers_message(model: str, total: int, problems: Sequence[tuple[str, str]]) -> str:
+    """One line on the answers a model got wrong in form (not in content), grouped by problem.
+
+    e.g. ``3 of 136 answers from model 'm' were unusable and count as wrong: 2x answer is not
+    JSON: Expecting value (e.g. gs-004, gs-017); 1x unknown category 'spaceship' (e.g. gs-020).
+    Check that the endpoint serves this model with structured output (response_format
+    json_schema) and the taxonomy's categories.``
+    """
+    groups: dict[str, list[str]] = {}
+    for email_id, problem in problems:
+        groups.setdefault(problem, []).append(email_id)
+    parts = [
+        f"{len(ids)}x {problem} (e.g. {', '.join(ids[:3])})"
+        for problem, ids in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    ]
+    return (
+        f"{len(problems)} of {total} answers from model {model!r} were unusable and count as wrong: "
+        + "; ".join(parts)
+        + ". Check that the endpoint serves this model with structured output (response_format "
+        "json_schema) and the taxonomy's categories."
+    )
+
+
 def truncate_email(text: str, limit: int = MAX_EMAIL_CHARS) -> str:
     """The email text cut to ``limit`` characters (with a visible mark), else unchanged."""
     if len(text) <= limit:
@@ -532,8 +555,16 @@ class OpenAIChatClassifier:
     # -- batch
 
     def classify(self, emails: Sequence[EmailInput]) -> list[Prediction]:
-        """One prediction per email, in input order (see the module docstring)."""
-        return [r.prediction for r in self.classify_detailed(emails)]
+        """One prediction per email, in input order (see the module docstring).
+
+        Unusable answers (not JSON, an unknown category, ...) become invalid predictions,
+        which count as wrong; a warning then says how many, why, and for which emails.
+        """
+        results = self.classify_detailed(emails)
+        problems = [(r.prediction.email_id, r.problem) for r in results if r.problem]
+        if problems:
+            log.warning("%s", unusable_answers_message(self.model, len(results), problems))
+        return [r.prediction for r in results]
 
     def classify_detailed(self, emails: Sequence[EmailInput]) -> list[ChatResult]:
         """Like :meth:`classify`, with confidence source, attempts and problems per email.
