@@ -349,6 +349,8 @@ def train(staging: Staging, run: RunContext, settings: TrainSettings = TrainSett
         )
         base["artifact_uri"] = staging.uri(run.key(MODEL_ARTIFACT))
         trained = LocalTrainer(default_taxonomy()).train(train_df, validation, base)
+        if trained.artifact is None:  # the local trainer always returns its model
+            raise RuntimeError("local trainer returned no model artifact")
         staging.put_bytes(run.key(MODEL_ARTIFACT), trained.artifact)
         train_rows = len(train_df)
     spec = trained.spec.to_dict()
@@ -367,6 +369,7 @@ def openai_request(run: RunContext, settings: TrainSettings) -> Any:
     from feedbackloop.models.openai_finetune import FineTuneRequest
 
     supervised = settings.method == "supervised"
+    optional: dict[str, Any] = {"base_model": settings.base_model} if settings.base_model else {}
     return FineTuneRequest(
         dag_id=run.dag_id,
         run_id=run.run_id,
@@ -374,7 +377,7 @@ def openai_request(run: RunContext, settings: TrainSettings) -> Any:
         training_key=run.key(TRAIN_JSONL if supervised else PREFERENCE_JSONL),
         validation_key=run.key(VALIDATION_JSONL if supervised else PREFERENCE_VALIDATION_JSONL),
         max_cost_usd=float(settings.max_cost_usd),
-        **({"base_model": settings.base_model} if settings.base_model else {}),
+        **optional,
     )
 
 

@@ -125,8 +125,9 @@ def failure_notifier(
             from feedbackloop_airflow.operators import send_slack
 
             ti = context.get("task_instance") or context.get("ti")
-            if getattr(ti, "task_id", None) in already_notified:
-                log.info("run failed in %s, which already posted its own message", ti.task_id)
+            failed_task = getattr(ti, "task_id", None)
+            if failed_task in already_notified:
+                log.info("run failed in %s, which already posted its own message", failed_task)
                 return False
             d = failure_details(context, sentinel_tasks)
             payload = task_failure(d["dag_id"], d["run_id"], d["task_id"], d["error"], d["log_url"])

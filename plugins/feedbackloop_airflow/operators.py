@@ -335,12 +335,13 @@ class GoldenGateOperator(FeedbackLoopOperator):
 class DeployChallengerOperator(FeedbackLoopOperator):
     """Point the ``challenger`` alias at the new model as a canary (5% by default)."""
 
-    template_fields: Sequence[str] = (*FeedbackLoopOperator.template_fields, "traffic_share", "dry_run")
+    # ``dry_run`` is stored as ``deploy_dry_run``: BaseOperator has a ``dry_run()`` method.
+    template_fields: Sequence[str] = (*FeedbackLoopOperator.template_fields, "traffic_share", "deploy_dry_run")
 
     def __init__(self, *, traffic_share: Any = 0.05, dry_run: Any = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.traffic_share = traffic_share
-        self.dry_run = dry_run
+        self.deploy_dry_run = dry_run
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
@@ -355,7 +356,7 @@ class DeployChallengerOperator(FeedbackLoopOperator):
                 f"traffic_share must be one of the canary ramp steps {', '.join(f'{s:g}' for s in RAMP_STEPS)}, "
                 f"got {self.traffic_share!r}"
             )
-        if self.dry_run in (True, "True", "true"):
+        if self.deploy_dry_run in (True, "True", "true"):
             self.log.info("dry run: the challenger passed the gate but is not deployed")
             return self.publish(context, {"dry_run": True, "alias": None})
         with self.db() as conn:
