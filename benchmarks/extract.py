@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--malformed-fraction", type=float, default=0.002)
     p.add_argument("--chunk-rows", type=int, default=50_000, help="extract_feedback chunk_rows")
-    p.add_argument("--validate-chunk-rows", type=int, default=100_000, help="StreamingValidator chunk size")
+    p.add_argument("--validate-chunk-rows", type=int, default=250_000, help="StreamingValidator chunk size")
     p.add_argument("--no-double", action="store_true", help="skip the 2N memory check")
     p.add_argument("--json", help="also write the results to this file")
     p.add_argument("--child", help=argparse.SUPPRESS)

@@ -118,7 +118,7 @@ class ExportSettings:
 
     limits: BatchLimits = field(default_factory=BatchLimits)
     extract_chunk_rows: int = 50_000
-    validate_chunk_rows: int = 100_000
+    validate_chunk_rows: int = 250_000
 
     def __post_init__(self) -> None:
         for name in ("extract_chunk_rows", "validate_chunk_rows"):

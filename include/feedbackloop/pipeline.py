@@ -22,8 +22,8 @@ RAW = "feedback_raw.parquet"
 VALID = "feedback_valid.parquet"
 QUARANTINE = "quarantine.parquet"
 GX_RESULT = "gx_validation.json"
-# Rows per validation chunk: GX costs ~0.3 s per call, so chunks are large; memory is one chunk.
-VALIDATE_CHUNK_ROWS = 100_000
+# Rows per validation chunk (quality_stream.DEFAULT_CHUNK_ROWS: memory is one chunk).
+VALIDATE_CHUNK_ROWS = 250_000
 VALIDATION_SUMMARY = "validation_summary.json"
 REWARDS = "rewards.parquet"
 TRAIN_JSONL = "train.jsonl"
