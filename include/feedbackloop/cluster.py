@@ -57,6 +57,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from feedbackloop.embedded_pg import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 STATE_FILE = "cluster.json"
 SECRETS_FILE = "secrets.json"
@@ -96,18 +98,6 @@ def node_name() -> str:
     Outside the cluster (no ``FEEDBACKLOOP_NODE_NAME``) it is the machine's FQDN, Airflow's default.
     """
     return os.environ.get(NODE_ENV) or socket.getfqdn()
-
-
-def free_port(preferred: int = 0) -> int:
-    """``preferred`` if it is free on 127.0.0.1, else any free port."""
-    for port in dict.fromkeys([preferred, 0]):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(s.getsockname()[1])
-    raise ClusterError("no free TCP port on 127.0.0.1")
 
 
 def _write_private(path: Path, text: str) -> None:

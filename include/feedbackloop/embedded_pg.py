@@ -44,14 +44,15 @@ def _server(pgdata: Path):  # noqa: ANN202 - third-party type
     return PostgresServer(pgdata, cleanup_mode=None)
 
 
-def _free_port(preferred: int) -> int:
+def free_port(preferred: int = 0) -> int:
+    """``preferred`` if it is free on 127.0.0.1, else any free port (0: any)."""
     for port in dict.fromkeys([preferred, 0]):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return s.getsockname()[1]
+            return int(s.getsockname()[1])
     raise RuntimeError("no free TCP port on 127.0.0.1")
 
 
@@ -85,7 +86,7 @@ def start(pgdata: Path | str, port: int | None = None, timeout: float = 30.0) ->
     server = _server(pgdata)
     server.ensure_pgdata_inited()  # initdb as the unprivileged 'pgserver' user when root
     # port=None: the configured/default port (or a free one if taken); port=0: any free port.
-    chosen = _free_port(int(os.environ.get("FEEDBACKLOOP_PG_PORT", DEFAULT_PORT)) if port is None else port)
+    chosen = free_port(int(os.environ.get("FEEDBACKLOOP_PG_PORT", DEFAULT_PORT)) if port is None else port)
     options = f"-c listen_addresses=127.0.0.1 -c port={chosen} -c unix_socket_directories='' -c fsync=off"
     pgexec(
         "pg_ctl",
@@ -113,8 +114,13 @@ def stop(pgdata: Path | str) -> bool:
         return False
     server = _server(pgdata)
     try:
-        pgexec("pg_ctl", ("-w", "-m", "fast", "-D", str(pgdata), "stop"), bin_path=server.bin_path,
-               user=server.system_user, timeout=30)
+        pgexec(
+            "pg_ctl",
+            ("-w", "-m", "fast", "-D", str(pgdata), "stop"),
+            bin_path=server.bin_path,
+            user=server.system_user,
+            timeout=30,
+        )
     except subprocess.SubprocessError:
         os.kill(found.pid, 15)
     return True
