@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
@@ -47,27 +46,7 @@ STAGE_TASKS = (
 
 
 # ------------------------------------------------------------------------ Airflow
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> Path:
-    """Migrate the session's SQLite Airflow metadata DB once (as tests/dags does)."""
-    home = Path(os.environ["AIRFLOW_HOME"])
-    subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-        check=True,
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return home
-
-
-@pytest.fixture(scope="session")
-def dagbag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(str(Path(__file__).resolve().parents[2] / "dags"))
+# airflow_db and dagbag come from tests/conftest.py.
 
 
 class AttemptLog(list):
