@@ -404,6 +404,13 @@ def _outcome(stages: dict[str, Any], task_ids: dict[str, str]) -> str:
     gate = stages.get("gate")
     if gate is not None and gate.get("passed") is False:
         return "gate_failed"
+    # A stage that failed with a reason (validate publishes {"failed": True, "error": ...})
+    # is named with it; otherwise the first stage without a summary did not finish.
+    failed = [s for s in task_ids if isinstance(stages.get(s), dict) and stages[s].get("failed")]
+    if failed:
+        reason = stages[failed[0]].get("error") or "see its task log"
+        stages["error_reasons"] = [f"stage '{failed[0]}' failed: {reason}"]
+        return "failed"
     missing = [s for s in task_ids if s not in stages]
     if missing:
         stages["error_reasons"] = [f"stage '{missing[0]}' did not finish; see its task log"]
