@@ -57,12 +57,12 @@ def _restart(pgdata: Path, port: int) -> None:
     TIME_WAIT; PostgreSQL itself binds with SO_REUSEADDR, so it is asked for the same port.
     """
     embedded_pg.stop(pgdata)
-    free_port = embedded_pg._free_port
-    embedded_pg._free_port = lambda preferred: preferred  # noqa: SLF001 - test-only: keep the port
+    free_port = embedded_pg.free_port
+    embedded_pg.free_port = lambda preferred=0: preferred  # test-only: keep the port
     try:
         server = embedded_pg.start(pgdata, port=port)
     finally:
-        embedded_pg._free_port = free_port
+        embedded_pg.free_port = free_port
     assert server.port == port
 
 
