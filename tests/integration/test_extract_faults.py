@@ -130,7 +130,7 @@ def test_connection_dropped_mid_extract_fails_cleanly_and_retry_gives_same_bytes
         conn.close()
 
     if fault == "terminate_backend":
-        assert proxy.triggered.is_set()
+        assert proxy.triggered.is_set() and proxy.trigger_error is None, proxy.trigger_error
     assert staging.list() == []  # no artifact, not even a partial one
     assert list(scratch.iterdir()) == []  # scratch files removed
 

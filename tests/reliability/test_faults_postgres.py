@@ -57,6 +57,11 @@ def _restart(pgdata: Path, port: int) -> None:
     TIME_WAIT; PostgreSQL itself binds with SO_REUSEADDR, so it is asked for the same port.
     """
     embedded_pg.stop(pgdata)
+    _start_on(pgdata, port)
+
+
+def _start_on(pgdata: Path, port: int) -> None:
+    """Start the server on ``port`` (a no-op when it runs)."""
     free_port = embedded_pg.free_port
     embedded_pg.free_port = lambda preferred=0: preferred  # test-only: keep the port
     try:
@@ -103,10 +108,13 @@ def test_postgres_restart_mid_extract_and_lost_commit_replies_in_gate_and_deploy
         dr = run_dag(retrying_dag, use_openai_trainer(retrying_dag))
     finally:
         proxy.stop()
+        # The session's server must be up for every later test, whatever happened here.
+        _start_on(own_pg["pgdata"], own_pg["port"])
 
+    assert proxy.trigger_error is None, f"the restart itself failed: {proxy.trigger_error!r}"
     st, attempts = states(dr), tries(dr)
     assert dr.state == "success", st
-    assert proxy.triggered.is_set() and restarted.is_set() and proxy.trigger_error is None
+    assert proxy.triggered.is_set() and restarted.is_set()
     assert proxy.replies_lost == 2
     assert {t: n for t, n in attempts.items() if n > 1} == {
         "extract_feedback": 2,

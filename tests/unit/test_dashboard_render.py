@@ -6,21 +6,9 @@ import re
 
 import pytest
 
+from feedbackloop.dashboard_data import PANELS
 from feedbackloop_dashboard import render
 
-PANELS = (
-    "accuracy",
-    "category_accuracy",
-    "calibration",
-    "latency",
-    "feedback_volume",
-    "deployments",
-    "experiment",
-    "alerts",
-    "review_queue",
-    "gate_reports",
-    "misclassifications",
-)
 WINDOW = {
     "days": 7,
     "first_day": "2026-10-19",
